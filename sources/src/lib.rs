@@ -1,1 +1,31 @@
-//! placeholder
+//! Sources of access events for shardcast: the [`Event`] model, decoders, and the generator, file and
+//! Kafka sources. Every source yields `Result<Event, DeadLetter>` so a malformed record is reported, never
+//! dropped.
+
+mod dead_letter;
+mod event;
+mod source;
+
+pub use dead_letter::DeadLetter;
+pub use event::Event;
+pub use source::{Batch, Source};
+
+/// Why a source could not go on (as opposed to one bad record, which becomes a [`DeadLetter`]).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Reading a file failed.
+    #[error("reading {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The Kafka client reported an error that retrying will not fix.
+    #[error("kafka: {0}")]
+    Kafka(String),
+    /// A source URL or setting is invalid.
+    #[error("invalid source: {0}")]
+    Invalid(String),
+}
