@@ -1,1 +1,16 @@
-//! placeholder
+//! Reusable timely and differential dataflow operators for shardcast.
+//!
+//! Each operator is an extension trait in its own file with the trait's contract (what it computes and how
+//! it behaves with respect to time and frontiers) and a runnable example. Each is tested against a plain
+//! implementation in [`reference`] over random inputs.
+
+mod affinity;
+mod partition_choice;
+pub mod reference;
+mod sliding_window;
+#[doc(hidden)]
+pub mod testing;
+
+pub use affinity::{Affinity, AffinityVectors};
+pub use partition_choice::{Assignment, ChoosePartition, PartitionLoads, PartitionPolicy};
+pub use sliding_window::SlidingWindow;

@@ -1,1 +1,32 @@
-//! placeholder
+//! Decision changelog sinks for shardcast.
+//!
+//! The dataflow hands each completed epoch (a *version*) to a [`Sink`] as a slice of
+//! [`Change`]s. Sinks: [`JsonLinesSink`] (file or stdout), [`KafkaChangelogSink`] (a changelog
+//! topic), [`RedisTableSink`] (current table state, read back with [`read_table`]), and
+//! [`Fanout`] to write to several. Networked sinks retry outages via [`retry`].
+
+mod backoff;
+mod change;
+mod error;
+mod fanout;
+mod json_lines;
+mod kafka_changelog;
+mod kafka_reader;
+mod record;
+mod redis_read;
+mod redis_table;
+pub mod testing;
+
+pub use backoff::{retry, RetryPolicy};
+pub use change::{Change, Sink};
+pub use error::SinkError;
+pub use fanout::{Fanout, SinkStats};
+pub use json_lines::JsonLinesSink;
+pub use kafka_changelog::{KafkaChangelogSink, KafkaSinkOptions};
+pub use kafka_reader::{
+    read_changelog, read_last_record, ChangelogRecord, CHANGELOG_PARTITION, COUNT_HEADER,
+    INDEX_HEADER, VERSION_HEADER,
+};
+pub use record::{canonical_order, encode_record};
+pub use redis_read::read_table;
+pub use redis_table::{table_key, version_key, RedisSinkOptions, RedisTableSink};

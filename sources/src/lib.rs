@@ -2,12 +2,25 @@
 //! Kafka sources. Every source yields `Result<Event, DeadLetter>` so a malformed record is reported, never
 //! dropped.
 
+mod block_on;
+mod csv_trace;
 mod dead_letter;
 mod event;
+mod file_source;
+mod generator;
+mod json;
+mod kafka_admin;
+mod kafka_source;
 mod source;
 
+pub use csv_trace::{FileFormat, TraceReader, TsUnit, TRACE_CSV_HEADER};
 pub use dead_letter::DeadLetter;
 pub use event::Event;
+pub use file_source::{FileOptions, FileSource};
+pub use generator::{Generator, GeneratorConfig};
+pub use json::{decode_json, encode_json};
+pub use kafka_admin::{ensure_topic, KafkaEventProducer};
+pub use kafka_source::{parse_kafka_url, KafkaSource, KafkaSourceConfig};
 pub use source::{Batch, Source};
 
 /// Why a source could not go on (as opposed to one bad record, which becomes a [`DeadLetter`]).

@@ -1,1 +1,6 @@
+//! End-to-end tests of shardcast against real parts: the tansu Kafka-protocol broker, Redis servers,
+//! psql, and the `shardcast` binary itself. One harness, so one test binary to build.
 
+mod cli;
+mod fixtures;
+mod kafka_pipeline;

@@ -1,0 +1,318 @@
+//! `pipelines.toml`: the pipelines an operator runs and an analyst tunes.
+//!
+//! Every key is checked: an unknown key, a value of the wrong type, or a value out of range is rejected
+//! at start with the file, the line and the reason (`pipelines.toml:14: unknown field "windw", ...`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use shardcast_operators::PartitionPolicy;
+use shardcast_sources::GeneratorConfig;
+use toml::Spanned;
+
+use crate::Millis;
+
+/// The embedded default configuration: what `shardcast run` uses with no `--config`.
+pub const DEFAULT_PIPELINES: &str = include_str!("../../pipelines.toml");
+
+/// A config file that could not be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A key or value is wrong.
+    #[error("{file}:{line}: {reason}")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// 1-based line of the offending key or value (0 when unknown).
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The whole file: named pipelines.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelinesFile {
+    /// Pipelines by name; `default` is run when none is named.
+    pub pipeline: BTreeMap<String, Spanned<PipelineConfig>>,
+}
+
+/// One pipeline: a source, the event-time settings, the decision policy and the sinks.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// `generator:`, `file:PATH` or `kafka://HOST:PORT/TOPIC`.
+    #[serde(default = "default_source")]
+    pub source: String,
+    /// Length of one event-time epoch.
+    pub tick: Spanned<Millis>,
+    /// Length of the sliding window over which loads and affinities are computed; a multiple of `tick`.
+    pub window: Spanned<Millis>,
+    /// How far behind the source's progress an event may arrive and still be counted.
+    #[serde(default)]
+    pub allowed_lateness: Millis,
+    /// Timely worker threads.
+    #[serde(default = "default_workers")]
+    pub workers: Spanned<usize>,
+    /// Generator settings (for `generator:`).
+    #[serde(default)]
+    pub generator: GeneratorConfig,
+    /// File replay settings (for `file:`).
+    #[serde(default)]
+    pub file: FileConfig,
+    /// Kafka consumer settings (for `kafka://`).
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    /// The optimal-partition policy.
+    #[serde(default)]
+    pub partition: Spanned<PartitionConfig>,
+    /// Where decisions go.
+    #[serde(default)]
+    pub sinks: SinksConfig,
+    /// The SQL endpoint.
+    #[serde(default)]
+    pub sql: SqlConfig,
+}
+
+fn default_source() -> String {
+    "generator:".into()
+}
+fn default_workers() -> Spanned<usize> {
+    Spanned::new(0..0, 2)
+}
+
+/// File replay settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    /// Unit of `ts` in the file: `s`, `ms` or `us` (normalized traces use seconds).
+    pub ts_unit: String,
+    /// 0 replays as fast as possible; otherwise this many times real time.
+    pub speed: f64,
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        FileConfig { ts_unit: "s".into(), speed: 0.0 }
+    }
+}
+
+/// Kafka consumer settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Consumer group; the topic's partitions are spread over the workers of the group.
+    pub group: String,
+    /// A partition silent this long stops holding back event-time progress.
+    pub idle_timeout: Millis,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig { group: "shardcast".into(), idle_timeout: Millis(5_000) }
+    }
+}
+
+/// The optimal-partition policy as written in config (durations instead of epochs).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PartitionConfig {
+    /// Partitions to choose from; empty = the customer's home plus the regions it accesses from.
+    pub partitions: Vec<String>,
+    /// Bonus of the customer's static (home) partition (seed 001: 0.5).
+    pub static_weight: f64,
+    /// Weight of the affinity share (seed 001: 0.5).
+    pub affinity_weight: f64,
+    /// Weight of the penalty for a partition's share of the load.
+    pub load_weight: f64,
+    /// Score margin a move must win by.
+    pub hysteresis: f64,
+    /// Minimum time on a partition before moving again.
+    pub min_dwell: Millis,
+}
+
+impl Default for PartitionConfig {
+    fn default() -> Self {
+        let p = PartitionPolicy::default();
+        PartitionConfig {
+            partitions: p.partitions,
+            static_weight: p.static_weight,
+            affinity_weight: p.affinity_weight,
+            load_weight: p.load_weight,
+            hysteresis: p.hysteresis,
+            min_dwell: Millis(0),
+        }
+    }
+}
+
+/// Where decision changelogs go. Every sink is optional.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SinksConfig {
+    /// Write JSON lines of every change to stdout.
+    pub stdout: bool,
+    /// Append JSON lines of every change to this file.
+    pub jsonl: Option<String>,
+    /// Produce the changelog to `kafka://HOST:PORT/TOPIC`.
+    pub kafka: Option<String>,
+    /// Keep current tables in Redis at this URL (`redis://HOST:PORT`).
+    pub redis: Option<String>,
+    /// Key prefix in Redis.
+    pub redis_prefix: Option<String>,
+    /// Tables kept in Redis (default: `assignments`).
+    pub redis_tables: Option<Vec<String>>,
+}
+
+/// The SQL endpoint (PostgreSQL wire protocol).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SqlConfig {
+    /// Loopback address to listen on, or `off`.
+    pub listen: String,
+}
+
+impl Default for SqlConfig {
+    fn default() -> Self {
+        SqlConfig { listen: "127.0.0.1:5433".into() }
+    }
+}
+
+impl PipelineConfig {
+    /// The partition policy in epochs of this pipeline's tick.
+    pub fn policy(&self) -> PartitionPolicy {
+        let p = self.partition.get_ref();
+        PartitionPolicy {
+            partitions: p.partitions.clone(),
+            static_weight: p.static_weight,
+            affinity_weight: p.affinity_weight,
+            load_weight: p.load_weight,
+            hysteresis: p.hysteresis,
+            min_dwell: p.min_dwell.0.div_ceil(self.tick_ms()),
+        }
+    }
+
+    /// Tick in milliseconds.
+    pub fn tick_ms(&self) -> u64 {
+        self.tick.get_ref().0
+    }
+
+    /// Window length in epochs.
+    pub fn window_epochs(&self) -> u64 {
+        self.window.get_ref().0 / self.tick_ms()
+    }
+}
+
+/// Loads pipeline `name` from `path`, or from the embedded default when `path` is `None`.
+pub fn load_pipeline(path: Option<&Path>, name: &str) -> Result<PipelineConfig, ConfigError> {
+    let (file, text) = match path {
+        Some(p) => {
+            let file = p.display().to_string();
+            let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+            (file, text)
+        }
+        None => ("pipelines.toml (embedded default)".to_string(), DEFAULT_PIPELINES.to_string()),
+    };
+    parse_pipeline(&file, &text, name)
+}
+
+/// Parses and validates pipeline `name` from `text` (the contents of `file`).
+pub fn parse_pipeline(file: &str, text: &str, name: &str) -> Result<PipelineConfig, ConfigError> {
+    let invalid = |span: Option<std::ops::Range<usize>>, reason: String| ConfigError::Invalid {
+        file: file.to_string(),
+        line: span.map(|s| line_of(text, s.start)).unwrap_or(0),
+        reason,
+    };
+    let parsed: PipelinesFile = toml::from_str(text).map_err(|e| invalid(e.span(), e.message().to_string()))?;
+    let Some(spanned) = parsed.pipeline.get(name) else {
+        let names: Vec<&str> = parsed.pipeline.keys().map(String::as_str).collect();
+        return Err(invalid(None, format!("no pipeline named {name:?} (defined: {})", names.join(", "))));
+    };
+    let pipeline = spanned.get_ref().clone();
+    let tick = pipeline.tick.get_ref().0;
+    if tick == 0 {
+        return Err(invalid(Some(pipeline.tick.span()), "tick must be greater than 0".into()));
+    }
+    let window = pipeline.window.get_ref().0;
+    if window < tick || window % tick != 0 {
+        return Err(invalid(
+            Some(pipeline.window.span()),
+            format!("window ({}) must be a positive multiple of tick ({})", pipeline.window.get_ref(), pipeline.tick.get_ref()),
+        ));
+    }
+    if *pipeline.workers.get_ref() == 0 || *pipeline.workers.get_ref() > 256 {
+        return Err(invalid(Some(pipeline.workers.span()), "workers must be between 1 and 256".into()));
+    }
+    let p = pipeline.partition.get_ref();
+    for (field, value) in [
+        ("static_weight", p.static_weight),
+        ("affinity_weight", p.affinity_weight),
+        ("load_weight", p.load_weight),
+        ("hysteresis", p.hysteresis),
+    ] {
+        if !value.is_finite() || value < 0.0 {
+            return Err(invalid(
+                Some(pipeline.partition.span()),
+                format!("partition.{field} must be a finite number >= 0 (got {value})"),
+            ));
+        }
+    }
+    crate::SourceSpec::parse(&pipeline.source, &pipeline)
+        .map_err(|e| invalid(Some(spanned.span()), format!("source: {e}")))?;
+    Ok(pipeline)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "[pipeline.p]\ntick = \"1s\"\nwindow = \"10s\"\n";
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let p = load_pipeline(None, "default").unwrap();
+        assert!(p.window_epochs() >= 1);
+    }
+
+    #[test]
+    fn accepts_minimal_pipeline() {
+        let p = parse_pipeline("t.toml", GOOD, "p").unwrap();
+        assert_eq!((p.tick_ms(), p.window_epochs(), *p.workers.get_ref()), (1000, 10, 2));
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_line() {
+        let text = "[pipeline.p]\ntick = \"1s\"\nwindow = \"10s\"\n\n[pipeline.p.partition]\nhysterisis = 0.2\n";
+        let err = parse_pipeline("t.toml", text, "p").unwrap_err().to_string();
+        assert!(err.starts_with("t.toml:6:"), "{err}");
+        assert!(err.contains("hysterisis"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_rejected_with_line() {
+        let err = parse_pipeline("t.toml", "[pipeline.p]\ntick = \"1s\"\nwindow = \"1500ms\"\n", "p").unwrap_err();
+        assert!(err.to_string().starts_with("t.toml:3:") && err.to_string().contains("multiple of tick"), "{err}");
+        let err = parse_pipeline("t.toml", "[pipeline.p]\ntick = \"1q\"\nwindow = \"1s\"\n", "p").unwrap_err();
+        assert!(err.to_string().starts_with("t.toml:2:") && err.to_string().contains("unknown unit"), "{err}");
+        let err = parse_pipeline("t.toml", "[pipeline.p]\ntick = \"1s\"\nwindow = \"1s\"\nworkers = 0\n", "p").unwrap_err();
+        assert!(err.to_string().starts_with("t.toml:4:"), "{err}");
+        let err = parse_pipeline("t.toml", GOOD, "q").unwrap_err();
+        assert!(err.to_string().contains("no pipeline named \"q\""), "{err}");
+        let text = "[pipeline.p]\ntick = \"1s\"\nwindow = \"1s\"\nsource = \"ftp://x\"\n";
+        assert!(parse_pipeline("t.toml", text, "p").unwrap_err().to_string().contains("source"));
+    }
+}

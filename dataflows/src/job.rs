@@ -1,0 +1,201 @@
+//! The worker runtime: each timely worker polls its share of the source, feeds event-time epochs into
+//! the dataflow, and reports the decision changes and its frontier to one collector.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::Duration;
+
+use differential_dataflow::input::Input;
+use shardcast_operators::PartitionPolicy;
+use shardcast_sources::{encode_json, DeadLetter};
+
+use crate::{access_of, affinity_family, AccessTuple, Decision, SourceSpec};
+
+/// What a job runs.
+#[derive(Clone, Debug)]
+pub struct JobOptions {
+    /// The source each worker opens a share of.
+    pub source: SourceSpec,
+    /// Worker threads in this process.
+    pub workers: usize,
+    /// Epoch length in milliseconds.
+    pub tick_ms: u64,
+    /// Window length in epochs.
+    pub window_epochs: u64,
+    /// Allowed lateness in milliseconds.
+    pub lateness_ms: u64,
+    /// The partition policy.
+    pub policy: PartitionPolicy,
+    /// Stop once a finite source is exhausted and its last epoch is final (benchmarks, tests); otherwise
+    /// keep the final state and wait for `stop`.
+    pub exit_when_finished: bool,
+}
+
+/// A message from a worker to the collector. A worker sends the changes of epoch `t` before it reports a
+/// frontier beyond `t`, so the collector knows epoch `t` is complete once every worker has done so.
+#[derive(Debug)]
+pub enum WorkerReport {
+    /// Decision changes `(row, epoch, diff)`.
+    Changes {
+        /// Sending worker.
+        worker: usize,
+        /// The changes.
+        changes: Vec<(Decision, u64, isize)>,
+    },
+    /// Records that failed to decode or arrived too late, observed while the input was at `epoch`.
+    DeadLetters {
+        /// Sending worker.
+        worker: usize,
+        /// The epoch they belong to in the changelog.
+        epoch: u64,
+        /// The records.
+        letters: Vec<DeadLetter>,
+    },
+    /// The worker's output frontier (`None`: empty, the dataflow is done) and its counters so far.
+    Progress {
+        /// Sending worker.
+        worker: usize,
+        /// Output frontier: every epoch before it is final.
+        frontier: Option<u64>,
+        /// Events accepted by this worker so far.
+        events: u64,
+        /// Late events sent to the dead-letter output so far.
+        late: u64,
+    },
+    /// The worker could not go on.
+    Failed {
+        /// Sending worker.
+        worker: usize,
+        /// Why.
+        error: String,
+    },
+}
+
+/// Runs the job on `options.workers` threads until a finite source is done (with
+/// `exit_when_finished`) or `stop` is set. Reports go to `reports`.
+pub fn run_job(options: JobOptions, reports: Sender<WorkerReport>, stop: Arc<AtomicBool>) -> Result<(), String> {
+    let workers = options.workers.max(1);
+    let guards = timely::execute(timely::Config::process(workers), move |worker| {
+        let index = worker.index();
+        let peers = worker.peers();
+        let reports = reports.clone();
+        let tick = options.tick_ms.max(1);
+        let policy = options.policy.clone();
+        let captured: Rc<RefCell<Vec<(Decision, u64, isize)>>> = Rc::default();
+
+        let dataflow = worker.next_dataflow_index();
+        let sink = captured.clone();
+        let (window, dataflow_policy) = (options.window_epochs, policy.clone());
+        let (mut input, probe) = worker.dataflow::<u64, _, _>(move |scope| {
+            let (input, accesses) = scope.new_collection::<AccessTuple, isize>();
+            let probe = affinity_family(accesses, window, dataflow_policy)
+                .inspect(move |x| sink.borrow_mut().push(x.clone()))
+                .probe()
+                .0;
+            (input, probe)
+        });
+
+        let mut source = match options.source.open(index, peers) {
+            Ok(source) => source,
+            Err(e) => {
+                let _ = reports.send(WorkerReport::Failed { worker: index, error: e.to_string() });
+                worker.drop_dataflow(dataflow);
+                return;
+            }
+        };
+
+        let (mut events, mut late) = (0u64, 0u64);
+        let mut max_epoch: Option<u64> = None;
+        let mut end: Option<u64> = None;
+        let mut reported: Option<Option<u64>> = None;
+        let mut reported_events = 0;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let mut idle = true;
+            if end.is_none() {
+                let batch = match source.poll(4096) {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        let _ = reports.send(WorkerReport::Failed { worker: index, error: e.to_string() });
+                        break;
+                    }
+                };
+                idle = batch.records.is_empty();
+                let mut dead = Vec::new();
+                for record in batch.records {
+                    match record {
+                        Ok(event) => {
+                            let epoch = event.epoch(tick);
+                            if epoch < *input.time() {
+                                late += 1;
+                                let reason = format!(
+                                    "late: event time {} ms is in epoch {epoch}, but epochs before {} are closed (allowed lateness {} ms)",
+                                    event.ts,
+                                    input.time(),
+                                    options.lateness_ms
+                                );
+                                dead.push(DeadLetter::new(format!("worker {index}"), reason, &encode_json(&event)));
+                            } else {
+                                input.update_at(access_of(&event, &policy), epoch, 1);
+                                max_epoch = max_epoch.max(Some(epoch));
+                                events += 1;
+                            }
+                        }
+                        Err(letter) => dead.push(letter),
+                    }
+                }
+                if !dead.is_empty() {
+                    let _ = reports.send(WorkerReport::DeadLetters { worker: index, epoch: *input.time(), letters: dead });
+                }
+                if let Some(progress) = batch.progress_ms {
+                    let watermark = progress.saturating_sub(options.lateness_ms) / tick;
+                    if watermark > *input.time() {
+                        input.advance_to(watermark);
+                    }
+                }
+                if batch.finished {
+                    // Close every epoch that holds data, but keep the input open so the final window
+                    // stays visible instead of sliding out to nothing.
+                    let last = max_epoch.map(|e| e + 1).unwrap_or(0).max(*input.time());
+                    input.advance_to(last);
+                    end = Some(last);
+                }
+                input.flush();
+            }
+            worker.step_or_park(Some(Duration::from_millis(if idle { 2 } else { 0 })));
+
+            let changes = std::mem::take(&mut *captured.borrow_mut());
+            if !changes.is_empty() {
+                let _ = reports.send(WorkerReport::Changes { worker: index, changes });
+            }
+            let frontier = probe.with_frontier(|f| f.first().copied());
+            if reported != Some(frontier) || events >= reported_events + 100_000 {
+                let _ = reports.send(WorkerReport::Progress { worker: index, frontier, events, late });
+                reported = Some(frontier);
+                reported_events = events;
+            }
+            if let Some(last) = end {
+                if options.exit_when_finished && frontier.is_none_or(|f| f >= last) {
+                    break;
+                }
+            }
+        }
+        let _ = reports.send(WorkerReport::Progress {
+            worker: index,
+            frontier: probe.with_frontier(|f| f.first().copied()),
+            events,
+            late,
+        });
+        // The remaining window retractions are of no interest once we stop.
+        worker.drop_dataflow(dataflow);
+    })?;
+    for result in guards.join() {
+        result.map_err(|e| format!("worker failed: {e}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what building and testing shardcast needs on a Debian machine: C build tools for the bundled
+# librdkafka, Redis, the psql client, and the tansu Kafka-protocol broker (built once, then cached).
+set -euo pipefail
+
+cache="${SHARDCAST_CACHE:-$HOME/.cache/shardcast}"
+mkdir -p "$cache"
+
+missing=()
+command -v cc >/dev/null || missing+=(build-essential)
+command -v make >/dev/null || missing+=(make)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v psql >/dev/null || missing+=(postgresql-client)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-deps: apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Stop the Redis that the Debian package starts: tests start their own servers on free ports.
+if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then
+  systemctl stop redis-server || true
+fi
+
+tansu="$cache/tansu-0.6.0/bin/tansu"
+if [ ! -x "$tansu" ]; then
+  echo "install-deps: building the tansu 0.6.0 broker (about 15 minutes on 2 cores, once per machine)"
+  cargo install tansu --version 0.6.0 --locked --features libsql --root "$cache/tansu-0.6.0"
+fi
+echo "install-deps: ok (tansu at $tansu)"

@@ -1,0 +1,105 @@
+//! `shardcast bench`: events/s of the pipeline next to a bare differential `count()` on the same events,
+//! measured in the same run, so the ratio does not depend on the machine.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use shardcast_dataflows::{load_pipeline, run_in_memory, run_job, InMemoryDataflow, SourceSpec};
+use shardcast_sources::{Event, Source};
+
+use crate::collector::Collector;
+use crate::run::job_options;
+
+/// Arguments of `shardcast bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Generator events.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Trace file for the file-source measurement.
+    #[arg(long, default_value = "../shared/traces/nasa_http_19950801/nasa_19950801.normalized.csv.gz")]
+    trace: PathBuf,
+    /// Worker threads.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Repetitions; the best of each is reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+}
+
+/// Runs the measurements and prints a table.
+pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let mut default = load_pipeline(None, "default")?;
+    *default.workers.get_mut() = args.workers;
+    default.generator.limit = Some(args.events / args.workers as u64);
+    let generator = SourceSpec::parse("generator:", &default)?;
+    let mut nasa = load_pipeline(None, "nasa")?;
+    *nasa.workers.get_mut() = args.workers;
+    let file = SourceSpec::parse(&format!("file:{}", args.trace.display()), &nasa)?;
+
+    println!("{:<28} {:>10} {:>14} {:>14} {:>14} {:>8}", "source", "events", "pipeline ev/s", "family ev/s", "count() ev/s", "ratio");
+    for (name, pipeline, spec) in [("generator", &default, generator), ("file (NASA trace)", &nasa, file)] {
+        let events = Arc::new(collect_events(&spec, args.workers).with_context(|| format!("reading {name}"))?);
+        let n = events.len() as u64;
+        let tick = pipeline.tick_ms();
+        let family = InMemoryDataflow::AffinityFamily { window: pipeline.window_epochs(), policy: pipeline.policy() };
+        let (mut best_pipeline, mut best_family, mut best_count) = (Duration::MAX, Duration::MAX, Duration::MAX);
+        for _ in 0..args.repeat.max(1) {
+            best_pipeline = best_pipeline.min(run_pipeline(pipeline, spec.clone())?);
+            best_family = best_family.min(run_in_memory(events.clone(), args.workers, tick, family.clone()).0);
+            best_count = best_count.min(run_in_memory(events.clone(), args.workers, tick, InMemoryDataflow::BareCount).0);
+        }
+        let rate = |d: Duration| n as f64 / d.as_secs_f64().max(1e-9);
+        println!(
+            "{:<28} {:>10} {:>14.0} {:>14.0} {:>14.0} {:>8.3}",
+            name,
+            n,
+            rate(best_pipeline),
+            rate(best_family),
+            rate(best_count),
+            rate(best_pipeline) / rate(best_count)
+        );
+    }
+    println!("pipeline: source + decode + affinity family + collector; family: the dataflow alone on in-memory events;");
+    println!("count(): a bare differential count by key on the same in-memory events; ratio = pipeline / count().");
+    Ok(())
+}
+
+/// The events a source yields, all workers' shares together, sorted by time.
+fn collect_events(spec: &SourceSpec, workers: usize) -> anyhow::Result<Vec<Event>> {
+    let mut events = Vec::new();
+    for index in 0..workers {
+        let mut source: Box<dyn Source> = spec.open(index, workers)?;
+        loop {
+            let batch = source.poll(65_536)?;
+            events.extend(batch.records.into_iter().filter_map(Result::ok));
+            if batch.finished {
+                break;
+            }
+        }
+    }
+    events.sort_by_key(|e| e.ts);
+    Ok(events)
+}
+
+/// The full pipeline to the end of the source, with the collector but no sinks.
+fn run_pipeline(pipeline: &shardcast_dataflows::PipelineConfig, spec: SourceSpec) -> anyhow::Result<Duration> {
+    let options = job_options(pipeline, spec, true);
+    let mut collector = Collector::new(options.workers, None, None, false);
+    let (tx, rx) = mpsc::channel();
+    let started = Instant::now();
+    let job = std::thread::spawn(move || run_job(options, tx, Arc::new(AtomicBool::new(false))));
+    for report in rx {
+        collector.handle(report)?;
+    }
+    job.join().map_err(|_| anyhow::anyhow!("dataflow thread panicked"))?.map_err(anyhow::Error::msg)?;
+    if let Some(failure) = collector.failure() {
+        anyhow::bail!("{failure}");
+    }
+    Ok(started.elapsed())
+}

@@ -1,0 +1,279 @@
+//! The collector: turns worker reports into final epochs, writes each epoch's changes to the sinks as
+//! one version, keeps the current tables, and publishes them as one SQL snapshot.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use shardcast_dataflows::{Decision, WorkerReport};
+use shardcast_queries::{batch_from_rows, SnapshotStore};
+use shardcast_sinks::{Change, Sink};
+use shardcast_sources::DeadLetter;
+
+use crate::tables::{TableRow, TABLES};
+
+/// Rows of `dead_letters` kept for SQL (all of them are written to the sinks and counted).
+const DEAD_LETTERS_KEPT: usize = 100_000;
+
+/// Counters shown in the status line and the final summary.
+#[derive(Clone, Debug, Default)]
+pub struct CollectorStats {
+    /// Events accepted by all workers.
+    pub events: u64,
+    /// Late events sent to dead letters.
+    pub late: u64,
+    /// All dead letters (malformed and late).
+    pub dead_letters: u64,
+    /// Changes written to the sinks.
+    pub changes: u64,
+    /// The last epoch that is final everywhere.
+    pub completed: Option<u64>,
+}
+
+/// See the module documentation.
+pub struct Collector {
+    frontiers: Vec<Option<Option<u64>>>,
+    events: Vec<(u64, u64)>,
+    pending: BTreeMap<u64, Vec<(Decision, isize)>>,
+    pending_dead: BTreeMap<u64, Vec<DeadLetter>>,
+    tables: HashMap<&'static str, BTreeMap<String, TableRow>>,
+    sink: Option<Box<dyn Sink>>,
+    store: Option<SnapshotStore>,
+    dead_seq: i64,
+    stats: CollectorStats,
+    snapshot_due: bool,
+    last_snapshot: Instant,
+    last_status: Instant,
+    started: Instant,
+    status: bool,
+    failure: Option<String>,
+}
+
+impl Collector {
+    /// A collector for `workers` workers writing to `sink` and publishing to `store`; `status` prints a
+    /// live one-line status on stderr.
+    pub fn new(workers: usize, sink: Option<Box<dyn Sink>>, store: Option<SnapshotStore>, status: bool) -> Self {
+        Collector {
+            frontiers: vec![None; workers],
+            events: vec![(0, 0); workers],
+            pending: BTreeMap::new(),
+            pending_dead: BTreeMap::new(),
+            tables: TABLES.iter().map(|t| (*t, BTreeMap::new())).collect(),
+            sink,
+            store,
+            dead_seq: 0,
+            stats: CollectorStats::default(),
+            snapshot_due: true,
+            last_snapshot: Instant::now(),
+            last_status: Instant::now(),
+            started: Instant::now(),
+            status,
+            failure: None,
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &CollectorStats {
+        &self.stats
+    }
+
+    /// The first worker failure, if any.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    /// The current rows of `table`, by key.
+    pub fn table(&self, table: &str) -> Option<&BTreeMap<String, TableRow>> {
+        self.tables.get(table)
+    }
+
+    /// Takes in one report; completes epochs that every worker has passed.
+    pub fn handle(&mut self, report: WorkerReport) -> anyhow::Result<()> {
+        match report {
+            WorkerReport::Changes { changes, .. } => {
+                for (decision, epoch, diff) in changes {
+                    self.pending.entry(epoch).or_default().push((decision, diff));
+                }
+            }
+            WorkerReport::DeadLetters { epoch, letters, .. } => {
+                self.pending_dead.entry(epoch).or_default().extend(letters);
+            }
+            WorkerReport::Progress { worker, frontier, events, late } => {
+                if let Some(slot) = self.frontiers.get_mut(worker) {
+                    *slot = Some(frontier);
+                }
+                if let Some(slot) = self.events.get_mut(worker) {
+                    *slot = (events, late);
+                }
+                self.stats.events = self.events.iter().map(|e| e.0).sum();
+                self.stats.late = self.events.iter().map(|e| e.1).sum();
+                self.complete()?;
+            }
+            WorkerReport::Failed { worker, error } => {
+                tracing::error!(worker, %error, "worker failed");
+                self.failure.get_or_insert(format!("worker {worker}: {error}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The frontier every worker has passed: `Some(None)` when all are done, `None` if one is unknown.
+    fn global_frontier(&self) -> Option<Option<u64>> {
+        let mut global: Option<u64> = None;
+        for frontier in &self.frontiers {
+            match frontier {
+                None => return None,
+                Some(None) => {}
+                Some(Some(f)) => global = Some(global.map_or(*f, |g: u64| g.min(*f))),
+            }
+        }
+        Some(global)
+    }
+
+    fn complete(&mut self) -> anyhow::Result<()> {
+        let Some(frontier) = self.global_frontier() else { return Ok(()) };
+        let done = |t: u64| frontier.is_none_or(|f| t < f);
+        let mut epochs: Vec<u64> = self.pending.keys().chain(self.pending_dead.keys()).copied().collect();
+        epochs.sort_unstable();
+        epochs.dedup();
+        for epoch in epochs.into_iter().take_while(|t| done(*t)) {
+            let decisions = self.pending.remove(&epoch).unwrap_or_default();
+            let dead = self.pending_dead.remove(&epoch).unwrap_or_default();
+            self.apply_epoch(epoch, decisions, dead)?;
+        }
+        if let Some(f) = frontier {
+            if f > 0 && self.stats.completed.is_none_or(|c| c < f - 1) {
+                self.stats.completed = Some(f - 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one final epoch: consolidated row changes, retractions before insertions.
+    fn apply_epoch(&mut self, epoch: u64, decisions: Vec<(Decision, isize)>, dead: Vec<DeadLetter>) -> anyhow::Result<()> {
+        // Consolidate at row level: an affinity vector that changed in one region re-sends only that row.
+        let mut consolidated: BTreeMap<(&'static str, String, String), (TableRow, i64)> = BTreeMap::new();
+        for (decision, diff) in decisions {
+            for row in TableRow::from_decision(&decision) {
+                let json = row.to_json().to_string();
+                let entry = consolidated.entry((row.table(), row.key(), json)).or_insert((row, 0));
+                entry.1 += diff as i64;
+            }
+        }
+        for letter in &dead {
+            self.dead_seq += 1;
+            let row = TableRow::from_dead_letter(self.dead_seq, epoch, letter);
+            consolidated.insert((row.table(), row.key(), String::new()), (row, 1));
+        }
+        self.stats.dead_letters += dead.len() as u64;
+        let mut changes: Vec<(TableRow, i64)> = consolidated.into_values().filter(|(_, d)| *d != 0).collect();
+        changes.sort_by_key(|(_, diff)| *diff > 0);
+        for (row, diff) in &changes {
+            let table = self.tables.entry(row.table()).or_default();
+            if *diff > 0 {
+                table.insert(row.key(), row.clone());
+            } else if table.get(&row.key()) == Some(row) {
+                table.remove(&row.key());
+            }
+        }
+        let dead_letters = self.tables.entry("dead_letters").or_default();
+        while dead_letters.len() > DEAD_LETTERS_KEPT {
+            dead_letters.pop_first();
+        }
+        if let Some(sink) = self.sink.as_mut() {
+            let changes: Vec<Change> = changes
+                .iter()
+                .map(|(row, diff)| Change {
+                    table: row.table().to_string(),
+                    key: row.key(),
+                    row: row.to_json(),
+                    diff: *diff,
+                    version: epoch,
+                })
+                .collect();
+            sink.write_version(epoch, &changes)
+                .with_context(|| format!("writing version {epoch} to sink {}", sink.name()))?;
+            self.stats.changes += changes.len() as u64;
+        }
+        self.stats.completed = Some(epoch);
+        self.snapshot_due = true;
+        Ok(())
+    }
+
+    /// Publishes the current tables if something changed and the last publication is old enough (or
+    /// `force`), and refreshes the status line.
+    pub fn tick(&mut self, force: bool) -> anyhow::Result<()> {
+        if self.snapshot_due && (force || self.last_snapshot.elapsed() >= Duration::from_millis(100)) {
+            self.publish()?;
+        }
+        if self.status && (force || self.last_status.elapsed() >= Duration::from_secs(1)) {
+            self.print_status(force);
+            self.last_status = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn publish(&mut self) -> anyhow::Result<()> {
+        self.snapshot_due = false;
+        self.last_snapshot = Instant::now();
+        let Some(store) = &self.store else { return Ok(()) };
+        let Some(epoch) = self.stats.completed else { return Ok(()) };
+        let mut batches = Vec::new();
+        for table in TABLES {
+            let rows = self.tables.get(table).map(|t| t.values().collect::<Vec<_>>()).unwrap_or_default();
+            let batch = match table {
+                "key_load" => batch_from_rows(&pick(&rows, |r| match r { TableRow::KeyLoad(x) => Some(x), _ => None })),
+                "affinity" => batch_from_rows(&pick(&rows, |r| match r { TableRow::Affinity(x) => Some(x), _ => None })),
+                "assignments" => batch_from_rows(&pick(&rows, |r| match r { TableRow::Assignment(x) => Some(x), _ => None })),
+                _ => batch_from_rows(&pick(&rows, |r| match r { TableRow::DeadLetter(x) => Some(x), _ => None })),
+            }
+            .with_context(|| format!("building the {table} snapshot"))?;
+            batches.push((table.to_string(), batch));
+        }
+        store.publish(epoch, batches);
+        Ok(())
+    }
+
+    fn print_status(&self, last: bool) {
+        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+        let rows = |t: &str| self.tables.get(t).map_or(0, |m| m.len());
+        let line = format!(
+            "epoch {} | events {} ({:.0}/s) | dead letters {} (late {}) | changes {} | keys {} customers {} assigned {}",
+            self.stats.completed.map_or("-".to_string(), |e| e.to_string()),
+            self.stats.events,
+            self.stats.events as f64 / secs,
+            self.stats.dead_letters,
+            self.stats.late,
+            self.stats.changes,
+            rows("key_load"),
+            self.tables.get("affinity").map_or(0, |m| m.values().filter_map(|r| match r {
+                TableRow::Affinity(a) => Some(a.customer.as_str()),
+                _ => None,
+            }).collect::<std::collections::BTreeSet<_>>().len()),
+            rows("assignments"),
+        );
+        let mut err = std::io::stderr();
+        if err.is_terminal() {
+            let _ = write!(err, "\r\x1b[2K{line}");
+            if last {
+                let _ = writeln!(err);
+            }
+        } else {
+            let _ = writeln!(err, "{line}");
+        }
+    }
+
+    /// Flushes the sinks.
+    pub fn finish(&mut self) -> anyhow::Result<()> {
+        self.tick(true)?;
+        if let Some(sink) = self.sink.as_mut() {
+            sink.flush().with_context(|| format!("flushing sink {}", sink.name()))?;
+        }
+        Ok(())
+    }
+}
+
+fn pick<'a, T: Clone + 'a>(rows: &[&'a TableRow], f: impl Fn(&'a TableRow) -> Option<&'a T>) -> Vec<T> {
+    rows.iter().filter_map(|r| f(r)).cloned().collect()
+}

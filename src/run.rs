@@ -1,0 +1,170 @@
+//! `shardcast run`: one pipeline, its sinks, its SQL endpoint and a live status line.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use shardcast_dataflows::{load_pipeline, run_job, JobOptions, PipelineConfig, SourceSpec};
+use shardcast_queries::{schema_of, spawn_pg_server_thread, SnapshotStore};
+use shardcast_sinks::{Fanout, JsonLinesSink, KafkaChangelogSink, RedisTableSink, Sink};
+use shardcast_sources::parse_kafka_url;
+
+use crate::collector::Collector;
+use crate::tables::{AffinityRow, AssignmentRow, DeadLetterRow, KeyLoadRow};
+
+/// Arguments of `shardcast run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Pipelines file (default: the embedded `pipelines.toml`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Pipeline to run.
+    #[arg(long, default_value = "default")]
+    pipeline: String,
+    /// Source URL over the config: `generator:`, `file:PATH`, `kafka://HOST:PORT/TOPIC`.
+    #[arg(long)]
+    source: Option<String>,
+    /// SQL (PostgreSQL wire) address over the config, or `off`.
+    #[arg(long)]
+    sql_listen: Option<String>,
+    /// Worker threads over the config.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Exit once a finite source (file, generator with a limit) is done, instead of serving its final
+    /// state until Ctrl-C.
+    #[arg(long)]
+    exit_at_end: bool,
+    /// No status line on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Runs the pipeline until Ctrl-C (or the end of a finite source with `--exit-at-end`).
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let mut pipeline = load_pipeline(args.config.as_deref(), &args.pipeline)?;
+    if let Some(source) = &args.source {
+        pipeline.source = source.clone();
+    }
+    if let Some(listen) = &args.sql_listen {
+        pipeline.sql.listen = listen.clone();
+    }
+    if let Some(workers) = args.workers {
+        if workers == 0 {
+            bail!("--workers must be at least 1");
+        }
+        *pipeline.workers.get_mut() = workers;
+    }
+    let source = SourceSpec::parse(&pipeline.source, &pipeline).context("--source")?;
+    if let SourceSpec::Kafka(k) = &source {
+        shardcast_sources::ensure_topic(&k.brokers, &k.topic, 1).ok();
+    }
+    let sink = build_sinks(&pipeline)?;
+    let store = SnapshotStore::new(vec![
+        ("key_load".into(), schema_of::<KeyLoadRow>()?),
+        ("affinity".into(), schema_of::<AffinityRow>()?),
+        ("assignments".into(), schema_of::<AssignmentRow>()?),
+        ("dead_letters".into(), schema_of::<DeadLetterRow>()?),
+    ]);
+    let _server = if pipeline.sql.listen != "off" {
+        let addr = pipeline
+            .sql
+            .listen
+            .parse()
+            .with_context(|| format!("sql listen address {:?}", pipeline.sql.listen))?;
+        let server = spawn_pg_server_thread(store.clone(), addr)?;
+        eprintln!(
+            "shardcast: SQL on {} (psql -h {} -p {} -c \"SELECT * FROM assignments LIMIT 5\")",
+            server.local_addr(),
+            server.local_addr().ip(),
+            server.local_addr().port()
+        );
+        Some(server)
+    } else {
+        None
+    };
+    eprintln!(
+        "shardcast: pipeline {:?} from {} | tick {} window {} | {} workers",
+        args.pipeline,
+        source.describe(),
+        pipeline.tick.get_ref(),
+        pipeline.window.get_ref(),
+        pipeline.workers.get_ref()
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let ctrlc_stop = stop.clone();
+    ctrlc::set_handler(move || ctrlc_stop.store(true, Ordering::Relaxed)).context("installing the Ctrl-C handler")?;
+
+    let options = job_options(&pipeline, source, args.exit_at_end);
+    let workers = options.workers;
+    let (tx, rx) = mpsc::channel();
+    let job_stop = stop.clone();
+    let job = std::thread::Builder::new()
+        .name("timely".into())
+        .spawn(move || run_job(options, tx, job_stop))?;
+    let mut collector = Collector::new(workers, Some(sink), Some(store), !args.quiet);
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(report) => collector.handle(report)?,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        collector.tick(false)?;
+        if collector.failure().is_some() {
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
+    collector.finish()?;
+    job.join().map_err(|_| anyhow::anyhow!("the dataflow thread panicked"))?.map_err(anyhow::Error::msg)?;
+    if let Some(failure) = collector.failure() {
+        bail!("{failure}");
+    }
+    let stats = collector.stats();
+    eprintln!(
+        "shardcast: stopped at epoch {} after {} events, {} dead letters ({} late), {} changes",
+        stats.completed.map_or("-".into(), |e| e.to_string()),
+        stats.events,
+        stats.dead_letters,
+        stats.late,
+        stats.changes
+    );
+    Ok(())
+}
+
+/// The job options of a pipeline.
+pub fn job_options(pipeline: &PipelineConfig, source: SourceSpec, exit_when_finished: bool) -> JobOptions {
+    JobOptions {
+        source,
+        workers: *pipeline.workers.get_ref(),
+        tick_ms: pipeline.tick_ms(),
+        window_epochs: pipeline.window_epochs(),
+        lateness_ms: pipeline.allowed_lateness.0,
+        policy: pipeline.policy(),
+        exit_when_finished,
+    }
+}
+
+fn build_sinks(pipeline: &PipelineConfig) -> anyhow::Result<Box<dyn Sink>> {
+    let s = &pipeline.sinks;
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    if s.stdout {
+        sinks.push(Box::new(JsonLinesSink::stdout()));
+    }
+    if let Some(path) = &s.jsonl {
+        sinks.push(Box::new(JsonLinesSink::file(path).with_context(|| format!("sinks.jsonl {path}"))?));
+    }
+    if let Some(url) = &s.kafka {
+        let (brokers, topic) = parse_kafka_url(url).context("sinks.kafka")?;
+        sinks.push(Box::new(KafkaChangelogSink::new(&brokers, &topic).context("sinks.kafka")?));
+    }
+    if let Some(url) = &s.redis {
+        let prefix = s.redis_prefix.clone().unwrap_or_else(|| "shardcast".into());
+        let tables = s.redis_tables.clone().unwrap_or_else(|| vec!["assignments".into()]);
+        sinks.push(Box::new(RedisTableSink::new(url, &prefix, tables).context("sinks.redis")?));
+    }
+    Ok(Box::new(Fanout::new(sinks)))
+}

@@ -1,0 +1,170 @@
+//! Real parts for the end-to-end tests: a tansu broker, Redis servers, psql, and the shardcast binary.
+//! Each is started on a free loopback port and stopped when dropped. A missing part fails the test with
+//! the command that installs it.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free loopback port (bound and released; the OS does not hand it out again right away).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until something accepts TCP connections on `port`.
+pub fn wait_for_port(port: u16, what: &str, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited before listening on port {port}: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not listen on port {port} within 30 s");
+}
+
+/// A unique name for topics, groups and prefixes, so tests never share (or delete) state.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// A child process killed on drop.
+pub struct Process {
+    /// The child.
+    pub child: Child,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tansu broker with its data in a temporary folder.
+pub struct Broker {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    _process: Process,
+    _dir: tempfile::TempDir,
+}
+
+fn tansu_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("SHARDCAST_TANSU") {
+        let path = PathBuf::from(path);
+        if path.is_file() {
+            return path;
+        }
+    }
+    if let Ok(home) = std::env::var("HOME") {
+        let cached = Path::new(&home).join(".cache/shardcast/tansu-0.6.0/bin/tansu");
+        if cached.is_file() {
+            return cached;
+        }
+    }
+    if let Some(found) = which("tansu") {
+        return found;
+    }
+    panic!(
+        "tansu (the Kafka-protocol broker) not found: run scripts/install-deps.sh, or \
+         `cargo install tansu --version 0.6.0 --locked --features libsql` and set SHARDCAST_TANSU to the binary"
+    );
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| p.is_file())
+}
+
+/// `name` on PATH, or a panic with how to install it.
+pub fn require(name: &str, install: &str) -> PathBuf {
+    which(name).unwrap_or_else(|| panic!("{name} not found: {install}"))
+}
+
+impl Broker {
+    /// Starts a broker on a free port.
+    pub fn start() -> Broker {
+        let binary = tansu_binary();
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let mut child = Command::new(binary)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "sqlite://tansu.db", "--silent"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting tansu");
+        wait_for_port(port, "tansu", &mut child);
+        Broker { addr: format!("127.0.0.1:{port}"), _process: Process { child }, _dir: dir }
+    }
+}
+
+/// A Redis server that keeps nothing on disk.
+pub struct Redis {
+    /// `redis://127.0.0.1:PORT`.
+    pub url: String,
+    _process: Process,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    /// Starts a server on a free port.
+    pub fn start() -> Redis {
+        let binary = require("redis-server", "apt-get install -y redis-server");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut child = Command::new(binary)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting redis-server");
+        wait_for_port(port, "redis-server", &mut child);
+        Redis { url: format!("redis://127.0.0.1:{port}"), _process: Process { child }, _dir: dir }
+    }
+}
+
+/// The shardcast binary under test.
+pub fn shardcast() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_shardcast"))
+}
+
+/// Runs `psql -At -c QUERY` against `port`; returns stdout, or panics with stderr.
+pub fn psql(port: u16, query: &str) -> Result<String, String> {
+    let binary = require("psql", "apt-get install -y postgresql-client");
+    let output: Output = Command::new(binary)
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "shardcast", "-d", "shardcast", "-At", "-c", query])
+        .env("PGCONNECT_TIMEOUT", "5")
+        .output()
+        .expect("running psql");
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes.
+pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
