@@ -130,9 +130,9 @@ impl Default for KafkaConfig {
 pub struct PartitionConfig {
     /// Partitions to choose from; empty = the customer's home plus the regions it accesses from.
     pub partitions: Vec<String>,
-    /// Bonus of the customer's static (home) partition (seed 001: 0.5).
+    /// Bonus of the customer's static (home) partition (default 0.4; seed 001: 0.5).
     pub static_weight: f64,
-    /// Weight of the affinity share (seed 001: 0.5).
+    /// Weight of the affinity share (default 0.6; seed 001: 0.5).
     pub affinity_weight: f64,
     /// Weight of the penalty for a partition's share of the load.
     pub load_weight: f64,

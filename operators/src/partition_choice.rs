@@ -38,8 +38,10 @@ impl Default for PartitionPolicy {
     fn default() -> Self {
         PartitionPolicy {
             partitions: Vec::new(),
-            static_weight: 0.5,
-            affinity_weight: 0.5,
+            // Seed 001 uses 0.5 and 0.5, with which all accesses from elsewhere only tie with home;
+            // 0.4 / 0.6 keeps home preferred until most accesses come from elsewhere.
+            static_weight: 0.4,
+            affinity_weight: 0.6,
             load_weight: 0.2,
             hysteresis: 0.1,
             min_dwell: 0,
@@ -320,14 +322,25 @@ mod tests {
 
     #[test]
     fn seed_scoring_prefers_home_until_affinity_dominates() {
-        let policy = PartitionPolicy { load_weight: 0.0, hysteresis: 0.0, ..Default::default() };
+        let seed = PartitionPolicy {
+            static_weight: 0.5,
+            affinity_weight: 0.5,
+            load_weight: 0.0,
+            hysteresis: 0.0,
+            ..Default::default()
+        };
         let loads = PartitionLoads::default();
-        // 0.5 home bonus beats 0.5 * 0.6 affinity elsewhere ...
+        // Seed 001's weights: the 0.5 home bonus beats 0.5 * 0.6 affinity elsewhere ...
         let a = affinity("eu", &[("eu", 4), ("us", 6)]);
-        assert_eq!(policy.best(&a, &loads).unwrap().0, "eu");
-        // ... but not an affinity share of 1.0 against 0.
+        assert_eq!(seed.best(&a, &loads).unwrap().0, "eu");
+        // ... and even all accesses elsewhere only tie with home (0.5 each), so the tie goes by name.
         let a = affinity("eu", &[("us", 10)]);
+        assert_eq!(seed.score("us", &a, &loads), seed.score("eu", &a, &loads));
+        // The default weights (0.4 / 0.6) let a dominant affinity win.
+        let policy = PartitionPolicy { load_weight: 0.0, hysteresis: 0.0, ..Default::default() };
         assert_eq!(policy.best(&a, &loads).unwrap().0, "us");
+        let a = affinity("eu", &[("eu", 5), ("us", 5)]);
+        assert_eq!(policy.best(&a, &loads).unwrap().0, "eu");
     }
 
     #[test]
@@ -335,10 +348,10 @@ mod tests {
         let policy = PartitionPolicy { load_weight: 0.0, hysteresis: 0.2, min_dwell: 5, ..Default::default() };
         let loads = PartitionLoads::default();
         let on_eu = Assignment { partition: "eu".into(), home: "eu".into(), since: 0 };
-        // us scores 0.5 vs eu 0.5·1 + 0 = 0.5: no gain, stays.
+        // us scores 0.6 vs eu 0.4: a gain of 0.2, not more than the hysteresis, so it stays.
         let a = affinity("eu", &[("us", 10)]);
         assert_eq!(policy.decide(Some(&on_eu), &a, &loads, 10).unwrap().partition, "eu");
-        // A home elsewhere makes us score 1.0 vs eu 0.0: moves, but not inside the dwell time.
+        // A home elsewhere makes us score 1.0 vs eu 0.0: it moves, but not inside the dwell time.
         let a = affinity("us", &[("us", 10)]);
         assert_eq!(policy.decide(Some(&on_eu), &a, &loads, 3).unwrap().partition, "eu");
         let moved = policy.decide(Some(&on_eu), &a, &loads, 10).unwrap();

@@ -20,12 +20,12 @@ use differential_dataflow::VecCollection;
 /// use shardcast_operators::SlidingWindow;
 ///
 /// timely::example(|scope| {
-///     let (mut input, accesses) = scope.new_collection::<&'static str, isize>();
+///     let (mut input, accesses) = scope.new_collection::<String, isize>();
 ///     accesses
 ///         .sliding_window(3)
 ///         .count()
 ///         .inspect(|x| println!("{:?}", x));
-///     input.insert("k1");
+///     input.insert("k1".to_string());
 ///     input.advance_to(1);
 /// });
 /// ```

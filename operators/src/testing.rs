@@ -14,11 +14,15 @@ pub fn run_collection<D, D2, L>(inserts: Vec<(D, u64)>, last: u64, logic: L) -> 
 where
     D: differential_dataflow::ExchangeData,
     D2: differential_dataflow::ExchangeData,
-    L: for<'s> FnOnce(VecCollection<'s, u64, D>) -> VecCollection<'s, u64, D2> + Send + Sync + 'static,
+    L: for<'s> FnOnce(VecCollection<'s, u64, D>) -> VecCollection<'s, u64, D2> + Send + 'static,
 {
     let changes: Arc<Mutex<Vec<(D2, u64, isize)>>> = Arc::default();
     let sink = changes.clone();
+    // `execute_directly` wants a `Sync` closure; the mutexes make the captured data shareable.
+    let inserts = Mutex::new(inserts);
+    let logic = Mutex::new(Some(logic));
     timely::execute_directly(move |worker| {
+        let logic = logic.lock().unwrap().take().expect("runs once");
         let (mut input, probe) = worker.dataflow::<u64, _, _>(move |scope| {
             let (input, collection) = scope.new_collection::<D, isize>();
             let sink = sink.clone();
@@ -28,7 +32,7 @@ where
                 .0;
             (input, probe)
         });
-        for (datum, epoch) in inserts {
+        for (datum, epoch) in std::mem::take(&mut *inserts.lock().unwrap()) {
             input.update_at(datum, epoch, 1);
         }
         input.advance_to(last + 1);

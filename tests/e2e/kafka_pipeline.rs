@@ -59,8 +59,8 @@ idle_timeout = "3s"
 
 [pipeline.e2e.partition]
 partitions = ["us-east", "eu-west", "ap-south"]
-static_weight = 0.5
-affinity_weight = 0.5
+static_weight = 0.4
+affinity_weight = 0.6
 load_weight = 0.2
 hysteresis = 0.05
 min_dwell = "3s"
