@@ -75,7 +75,7 @@ pub struct PipelineConfig {
     #[serde(default)]
     pub kafka: KafkaConfig,
     /// The optimal-partition policy.
-    #[serde(default)]
+    #[serde(default = "default_partition")]
     pub partition: Spanned<PartitionConfig>,
     /// Where decisions go.
     #[serde(default)]
@@ -87,6 +87,9 @@ pub struct PipelineConfig {
 
 fn default_source() -> String {
     "generator:".into()
+}
+fn default_partition() -> Spanned<PartitionConfig> {
+    Spanned::new(0..0, PartitionConfig::default())
 }
 fn default_workers() -> Spanned<usize> {
     Spanned::new(0..0, 2)

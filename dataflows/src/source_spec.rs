@@ -62,7 +62,7 @@ impl SourceSpec {
     /// Opens worker `index`'s share of the source (of `peers` workers).
     pub fn open(&self, index: usize, peers: usize) -> Result<Box<dyn Source>, SourceError> {
         Ok(match self {
-            SourceSpec::Generator(config) => Box::new(Generator::new(config.clone(), index, peers)),
+            SourceSpec::Generator(config) => Box::new(Generator::new(config.clone(), index, peers)?),
             SourceSpec::File { path, ts_unit, speed } => Box::new(FileSource::open(
                 path,
                 FileOptions { ts_unit: *ts_unit, speed: *speed, worker_index: index, workers: peers },

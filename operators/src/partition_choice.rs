@@ -285,7 +285,9 @@ where
                         for t in f1.iter() {
                             lower.insert(*t);
                         }
-                        caps.downgrade(&lower.borrow());
+                        if !caps.is_empty() {
+                            caps.downgrade(&lower.borrow());
+                        }
                     }
                 },
             )
