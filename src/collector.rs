@@ -83,11 +83,6 @@ impl Collector {
         self.failure.as_deref()
     }
 
-    /// The current rows of `table`, by key.
-    pub fn table(&self, table: &str) -> Option<&BTreeMap<String, TableRow>> {
-        self.tables.get(table)
-    }
-
     /// Takes in one report; completes epochs that every worker has passed.
     pub fn handle(&mut self, report: WorkerReport) -> anyhow::Result<()> {
         match report {
@@ -231,7 +226,7 @@ impl Collector {
             .with_context(|| format!("building the {table} snapshot"))?;
             batches.push((table.to_string(), batch));
         }
-        store.publish(epoch, batches);
+        store.publish(epoch, batches).context("publishing the SQL snapshot")?;
         Ok(())
     }
 

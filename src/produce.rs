@@ -47,11 +47,11 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         }
         (None, true) => {
             let config = GeneratorConfig { seed: args.seed, limit: Some(args.limit.unwrap_or(100_000)), ..Default::default() };
-            Box::new(Generator::new(config, 0, 1))
+            Box::new(Generator::new(config, 0, 1)?)
         }
         (None, false) => bail!("give --trace FILE or --generator"),
     };
-    let producer = KafkaEventProducer::new(&brokers).context("creating the producer")?;
+    let producer = KafkaEventProducer::new(&brokers, &topic).context("creating the producer")?;
     let (mut sent, mut skipped) = (0u64, 0u64);
     let limit = args.limit.unwrap_or(u64::MAX);
     'outer: loop {
@@ -59,7 +59,7 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         for record in batch.records {
             match record {
                 Ok(event) => {
-                    producer.send(&topic, &event.client, &encode_json(&event))?;
+                    producer.send(&event.client, &encode_json(&event))?;
                     sent += 1;
                     if sent >= limit {
                         break 'outer;

@@ -14,6 +14,9 @@ use shardcast_sources::{encode_json, DeadLetter};
 
 use crate::{access_of, affinity_family, AccessTuple, Decision, SourceSpec};
 
+/// How many epochs the input may run ahead of the output frontier before the worker stops reading.
+const MAX_LAG_EPOCHS: u64 = 2;
+
 /// What a job runs.
 #[derive(Clone, Debug)]
 pub struct JobOptions {
@@ -117,7 +120,10 @@ pub fn run_job(options: JobOptions, reports: Sender<WorkerReport>, stop: Arc<Ato
                 break;
             }
             let mut idle = true;
-            if end.is_none() {
+            // Backpressure: read more only while the dataflow keeps up with the input, so memory stays
+            // bounded by a few epochs of input instead of everything the source can deliver.
+            let keeping_up = !probe.less_than(&input.time().saturating_sub(MAX_LAG_EPOCHS));
+            if end.is_none() && keeping_up {
                 let batch = match source.poll(4096) {
                     Ok(batch) => batch,
                     Err(e) => {

@@ -129,21 +129,21 @@ fn kafka_to_changelog_redis_and_psql_agree_with_reference() {
     // Known events, four malformed records, then one marker per customer far ahead in event time so the
     // watermark passes every real epoch (the marker's own epoch never closes).
     let events = known_events();
-    let producer = KafkaEventProducer::new(&broker.addr).unwrap();
+    let producer = KafkaEventProducer::new(&broker.addr, &topic).unwrap();
     for (i, event) in events.iter().enumerate() {
-        producer.send(&topic, &event.client, &encode_json(event)).unwrap();
+        producer.send(&event.client, &encode_json(event)).unwrap();
         if i == 40 {
-            producer.send(&topic, "c1", b"{not json").unwrap();
-            producer.send(&topic, "c2", br#"{"ts": 1700000000500}"#).unwrap();
-            producer.send(&topic, "c3", br#"{"ts": "yesterday", "key": "k1"}"#).unwrap();
-            producer.send(&topic, "c4", b"").unwrap();
+            producer.send("c1", b"{not json").unwrap();
+            producer.send("c2", br#"{"ts": 1700000000500}"#).unwrap();
+            producer.send("c3", br#"{"ts": "yesterday", "key": "k1"}"#).unwrap();
+            producer.send("c4", b"").unwrap();
         }
     }
     for c in 0..10 {
         let mut marker = events[0].clone();
         marker.client = format!("c{c}");
         marker.ts = BASE_MS + 2_000_000;
-        producer.send(&topic, &marker.client, &encode_json(&marker)).unwrap();
+        producer.send(&marker.client, &encode_json(&marker)).unwrap();
     }
     producer.flush(Duration::from_secs(30)).unwrap();
 
@@ -227,12 +227,12 @@ fn kafka_to_changelog_redis_and_psql_agree_with_reference() {
     // A late event (epoch 1, long closed) goes to dead letters once the watermark moves on.
     let mut late = events[0].clone();
     late.ts = BASE_MS + 1_500;
-    producer.send(&topic, &late.client, &encode_json(&late)).unwrap();
+    producer.send(&late.client, &encode_json(&late)).unwrap();
     for c in 0..10 {
         let mut marker = events[0].clone();
         marker.client = format!("c{c}");
         marker.ts = BASE_MS + 3_000_000;
-        producer.send(&topic, &marker.client, &encode_json(&marker)).unwrap();
+        producer.send(&marker.client, &encode_json(&marker)).unwrap();
     }
     producer.flush(Duration::from_secs(30)).unwrap();
     let reasons = eventually(Duration::from_secs(60), "the late event in dead_letters", || {
