@@ -84,7 +84,11 @@ fn render_messages(messages: &[SimpleQueryMessage]) -> String {
                 if columns.is_none() {
                     columns = Some(row.columns().iter().map(|c| c.name().to_owned()).collect());
                 }
-                rows.push((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect());
+                rows.push(
+                    (0..row.len())
+                        .map(|i| row.get(i).map(str::to_owned))
+                        .collect(),
+                );
             }
             SimpleQueryMessage::CommandComplete(_) => {
                 if let Some(columns) = columns.take() {
@@ -100,7 +104,7 @@ fn render_messages(messages: &[SimpleQueryMessage]) -> String {
 }
 
 fn connect_error(addr: &str, error: &tokio_postgres::Error) -> QueryError {
-    let refused = std::iter::successors(error.source(), |e| e.source()).any(|cause| {
+    let refused = std::iter::successors(error.source(), |e| (*e).source()).any(|cause| {
         cause
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
@@ -124,7 +128,7 @@ fn describe(error: &tokio_postgres::Error) -> String {
         return db.to_string();
     }
     let mut text = error.to_string();
-    for cause in std::iter::successors(error.source(), |e| e.source()) {
+    for cause in std::iter::successors(error.source(), |e| (*e).source()) {
         text.push_str(": ");
         text.push_str(&cause.to_string());
     }
@@ -137,9 +141,15 @@ mod tests {
 
     #[test]
     fn splits_addresses() {
-        assert_eq!(split_addr("127.0.0.1:6875").unwrap(), ("127.0.0.1".to_owned(), 6875));
+        assert_eq!(
+            split_addr("127.0.0.1:6875").unwrap(),
+            ("127.0.0.1".to_owned(), 6875)
+        );
         assert_eq!(split_addr("[::1]:5432").unwrap(), ("::1".to_owned(), 5432));
-        assert_eq!(split_addr("localhost:1").unwrap(), ("localhost".to_owned(), 1));
+        assert_eq!(
+            split_addr("localhost:1").unwrap(),
+            ("localhost".to_owned(), 1)
+        );
         assert!(split_addr("127.0.0.1").is_err());
         assert!(split_addr(":5432").is_err());
         assert!(split_addr("host:notaport").is_err());

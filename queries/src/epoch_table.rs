@@ -22,7 +22,11 @@ use crate::SnapshotStore;
 pub const EPOCH_TABLE: &str = "shardcast_epoch";
 
 pub(crate) fn epoch_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![Field::new("epoch", DataType::UInt64, false)]))
+    Arc::new(Schema::new(vec![Field::new(
+        "epoch",
+        DataType::UInt64,
+        false,
+    )]))
 }
 
 pub(crate) fn epoch_batch(epoch: u64) -> Result<RecordBatch> {

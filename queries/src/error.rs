@@ -25,7 +25,9 @@ pub enum QueryError {
 
     /// A publish named a table that was not declared in
     /// [`SnapshotStore::new`](crate::SnapshotStore::new).
-    #[error("cannot publish table `{table}`: it was not declared when the snapshot store was created")]
+    #[error(
+        "cannot publish table `{table}`: it was not declared when the snapshot store was created"
+    )]
     UnknownTable {
         /// The undeclared table name.
         table: String,

@@ -14,7 +14,9 @@ use datafusion_postgres::pgwire::api::auth::noop::NoopStartupHandler;
 use datafusion_postgres::pgwire::api::auth::StartupHandler;
 use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use datafusion_postgres::pgwire::api::{ClientInfo, ConnectionManager, ErrorHandler, PgWireServerHandlers};
+use datafusion_postgres::pgwire::api::{
+    ClientInfo, ConnectionManager, ErrorHandler, PgWireServerHandlers,
+};
 use datafusion_postgres::pgwire::error::PgWireError;
 use datafusion_postgres::pgwire::tokio::process_socket;
 use datafusion_postgres::{DfSessionService, QueryHook};
@@ -91,7 +93,10 @@ impl Drop for PgServerHandle {
 /// messages outside a transaction may read different epochs; join
 /// `shardcast_epoch` to see which one. The endpoint is read-only: DDL, DML,
 /// `COPY` and `SET datafusion.*` are refused with SQLSTATE 25006.
-pub async fn serve_pg(store: SnapshotStore, addr: SocketAddr) -> Result<PgServerHandle, QueryError> {
+pub async fn serve_pg(
+    store: SnapshotStore,
+    addr: SocketAddr,
+) -> Result<PgServerHandle, QueryError> {
     check_loopback(addr)?;
     let listener = TcpListener::bind(addr)
         .await
@@ -112,9 +117,14 @@ pub async fn serve_pg(store: SnapshotStore, addr: SocketAddr) -> Result<PgServer
 
 /// Like [`serve_pg`], but on a tokio runtime of its own (two worker
 /// threads) driven by a background thread, for callers without a runtime
-/// such as the job's synchronous timely loop. Binding happens before this
-/// returns, so bind errors are reported here.
-pub fn spawn_pg_server_thread(store: SnapshotStore, addr: SocketAddr) -> Result<PgServerHandle, QueryError> {
+/// such as the job's synchronous timely loop. Returns once the address is
+/// bound and the server is ready, so bind and startup errors are reported
+/// here. May be called from inside another runtime: the server's runtime
+/// is created and dropped on its own thread.
+pub fn spawn_pg_server_thread(
+    store: SnapshotStore,
+    addr: SocketAddr,
+) -> Result<PgServerHandle, QueryError> {
     check_loopback(addr)?;
     let std_listener =
         std::net::TcpListener::bind(addr).map_err(|source| QueryError::Bind { addr, source })?;
@@ -124,36 +134,61 @@ pub fn spawn_pg_server_thread(store: SnapshotStore, addr: SocketAddr) -> Result<
     std_listener
         .set_nonblocking(true)
         .map_err(|source| QueryError::Bind { addr, source })?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("shardcast-sql-worker")
-        .enable_all()
-        .build()
-        .map_err(QueryError::Runtime)?;
-    let listener = {
-        // Registering the socket needs the runtime's reactor; entering (not
-        // blocking on) it works even when the caller runs inside another
-        // runtime.
-        let _entered = runtime.enter();
-        TcpListener::from_std(std_listener).map_err(|source| QueryError::Bind { addr, source })?
-    };
-    let handlers = Arc::new(Handlers::new(store)?);
+    let (ready, started) = std::sync::mpsc::channel();
     let (shutdown, stop) = oneshot::channel();
     let thread = std::thread::Builder::new()
         .name("shardcast-sql".to_owned())
-        .spawn(move || {
-            runtime.block_on(accept_loop(listener, handlers, stop));
-            // Dropping the runtime here cancels the remaining connection
-            // tasks before the thread (and `stop`) finishes.
-            drop(runtime);
+        .spawn(move || match start_runtime(std_listener, store, addr) {
+            Err(error) => {
+                let _ = ready.send(Err(error));
+            }
+            Ok((runtime, listener, handlers)) => {
+                let _ = ready.send(Ok(()));
+                runtime.block_on(accept_loop(listener, handlers, stop));
+                // Dropping the runtime here cancels the remaining connection
+                // tasks before the thread (and `stop`) finishes.
+                drop(runtime);
+            }
         })
         .map_err(QueryError::Runtime)?;
+    let startup = started.recv().unwrap_or_else(|_| {
+        Err(QueryError::Runtime(std::io::Error::other(
+            "the SQL server thread exited during startup",
+        )))
+    });
+    if let Err(error) = startup {
+        let _ = thread.join();
+        return Err(error);
+    }
     tracing::info!(%local_addr, "serving SQL over the PostgreSQL protocol on a background thread");
     Ok(PgServerHandle {
         local_addr,
         shutdown: Some(shutdown),
         thread: Some(thread),
     })
+}
+
+/// Builds the server thread's runtime and, inside it, the listener and
+/// handlers.
+fn start_runtime(
+    std_listener: std::net::TcpListener,
+    store: SnapshotStore,
+    addr: SocketAddr,
+) -> Result<(tokio::runtime::Runtime, TcpListener, Arc<Handlers>), QueryError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("shardcast-sql-worker")
+        .enable_all()
+        .build()
+        .map_err(QueryError::Runtime)?;
+    let (listener, handlers) = {
+        // Registering the socket needs the runtime's reactor.
+        let _entered = runtime.enter();
+        let listener = TcpListener::from_std(std_listener)
+            .map_err(|source| QueryError::Bind { addr, source })?;
+        (listener, Arc::new(Handlers::new(store)?))
+    };
+    Ok((runtime, listener, handlers))
 }
 
 fn check_loopback(addr: SocketAddr) -> Result<(), QueryError> {
@@ -166,7 +201,11 @@ fn check_loopback(addr: SocketAddr) -> Result<(), QueryError> {
 
 /// Accepts connections until `stop` fires (or its sender is dropped), then
 /// drops every connection task with the `JoinSet`.
-async fn accept_loop(listener: TcpListener, handlers: Arc<Handlers>, mut stop: oneshot::Receiver<()>) {
+async fn accept_loop(
+    listener: TcpListener,
+    handlers: Arc<Handlers>,
+    mut stop: oneshot::Receiver<()>,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {

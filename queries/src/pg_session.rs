@@ -53,7 +53,11 @@ impl TransactionPin {
 
     /// Follows the transaction boundaries in `responses` (in order): a
     /// `BEGIN` keeps `snapshot` for the rest of the block, an end drops it.
-    fn track<'a>(&self, snapshot: &Arc<Snapshot>, responses: impl IntoIterator<Item = &'a Response>) {
+    fn track<'a>(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        responses: impl IntoIterator<Item = &'a Response>,
+    ) {
         for response in responses {
             match response {
                 Response::TransactionStart(_) => self.set(Some(snapshot.clone())),
@@ -126,7 +130,7 @@ impl ExtendedQueryHandler for PinnedSessionService {
     ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {

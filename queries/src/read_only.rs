@@ -117,10 +117,11 @@ pub(crate) fn is_read_only(statement: &Statement) -> bool {
 }
 
 fn query_is_read_only(query: &Query) -> bool {
-    let ctes_read_only = query
-        .with
-        .as_ref()
-        .is_none_or(|with| with.cte_tables.iter().all(|cte| query_is_read_only(&cte.query)));
+    let ctes_read_only = query.with.as_ref().is_none_or(|with| {
+        with.cte_tables
+            .iter()
+            .all(|cte| query_is_read_only(&cte.query))
+    });
     ctes_read_only && set_expr_is_read_only(&query.body)
 }
 

@@ -79,7 +79,11 @@ impl SnapshotStore {
     /// visible: unknown or repeated table names, schema mismatches, and an
     /// epoch lower than the one already published are rejected. Republishing
     /// the current epoch is allowed.
-    pub fn publish(&self, epoch: u64, tables: Vec<(String, RecordBatch)>) -> Result<(), QueryError> {
+    pub fn publish(
+        &self,
+        epoch: u64,
+        tables: Vec<(String, RecordBatch)>,
+    ) -> Result<(), QueryError> {
         let mut published = BTreeMap::new();
         for (name, batch) in tables {
             let Some(schema) = self.inner.schemas.get(&name) else {

@@ -26,7 +26,10 @@ pub(crate) const SCHEMA: &str = "public";
 ///
 /// DDL, DML (including `COPY`) and session statements (`SET`, ...) are
 /// rejected; errors in the SQL come back as [`QueryError::Sql`].
-pub async fn query(store: &SnapshotStore, sql: &str) -> Result<(u64, Vec<RecordBatch>), QueryError> {
+pub async fn query(
+    store: &SnapshotStore,
+    sql: &str,
+) -> Result<(u64, Vec<RecordBatch>), QueryError> {
     let snapshot = store.latest();
     let config = SessionConfig::new()
         .with_default_catalog_and_schema(CATALOG, SCHEMA)
@@ -44,7 +47,11 @@ pub async fn query(store: &SnapshotStore, sql: &str) -> Result<(u64, Vec<RecordB
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
-    let batches = ctx.sql_with_options(sql, read_only).await?.collect().await?;
+    let batches = ctx
+        .sql_with_options(sql, read_only)
+        .await?
+        .collect()
+        .await?;
     Ok((snapshot.epoch, batches))
 }
 

@@ -68,8 +68,11 @@ impl TableProvider for SnapshotTable {
         // Filters and limit are left to DataFusion (they are not declared as
         // pushed down), so the whole batch is offered; cloning it only clones
         // `Arc`s.
-        let exec =
-            MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema.clone(), projection.cloned())?;
+        let exec = MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?;
         Ok(exec)
     }
 }

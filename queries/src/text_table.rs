@@ -56,6 +56,9 @@ mod tests {
             render(&columns, &rows),
             " customer | p\n----------+----\n acme     | 12\n b        |\n(2 rows)\n"
         );
-        assert_eq!(render(&columns, &[]), " customer | p\n----------+---\n(0 rows)\n");
+        assert_eq!(
+            render(&columns, &[]),
+            " customer | p\n----------+---\n(0 rows)\n"
+        );
     }
 }

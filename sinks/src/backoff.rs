@@ -40,7 +40,9 @@ impl RetryPolicy {
     /// The delay to wait after failed attempt number `attempt` (1-based):
     /// `initial_delay * 2^(attempt-1)`, capped at `max_delay`.
     pub fn delay_after(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX);
         self.initial_delay
             .checked_mul(factor)
             .unwrap_or(self.max_delay)

@@ -191,7 +191,9 @@ mod tests {
         let (b, b_calls) = probe("b", 0);
         let mut fanout = Fanout::new(vec![a, b]);
         match fanout.write_version(1, &changes(2)) {
-            Err(SinkError::Fanout { failed, sink, .. }) => assert_eq!((failed, sink.as_str()), (1, "a")),
+            Err(SinkError::Fanout { failed, sink, .. }) => {
+                assert_eq!((failed, sink.as_str()), (1, "a"))
+            }
             other => panic!("expected a fanout error, got {other:?}"),
         }
         fanout.write_version(1, &changes(2)).unwrap();

@@ -158,7 +158,8 @@ impl KafkaChangelogSink {
                 // over with a fresh producer so no stale in-flight state (or a fatal idempotence
                 // error) carries over.
                 self.tail = None;
-                self.producer.purge(PurgeConfig::default().queue().inflight());
+                self.producer
+                    .purge(PurgeConfig::default().queue().inflight());
                 let _ = self.producer.flush(Duration::from_millis(500));
                 self.producer = create_producer(&self.brokers, self.options.attempt_timeout)?;
                 Err(err)
@@ -236,11 +237,19 @@ impl KafkaChangelogSink {
         let outcome = tracker.outcome();
         match outcome.first_error {
             Some(e) => Err(SinkError::kafka(
-                format!("{}: {} of {sent} deliveries failed", context(), outcome.failed),
+                format!(
+                    "{}: {} of {sent} deliveries failed",
+                    context(),
+                    outcome.failed
+                ),
                 e,
             )),
             None if outcome.ok < sent => Err(SinkError::kafka(
-                format!("{}: {} of {sent} deliveries unconfirmed", context(), sent - outcome.ok),
+                format!(
+                    "{}: {} of {sent} deliveries unconfirmed",
+                    context(),
+                    sent - outcome.ok
+                ),
                 KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),
             )),
             None => Ok(()),
@@ -285,16 +294,25 @@ fn create_producer(
 ) -> Result<BaseProducer<DeliveryTracker>, SinkError> {
     ClientConfig::new()
         .set("bootstrap.servers", brokers)
+        // The sink creates the topic itself (one partition); never let a produce create it with
+        // broker defaults.
+        .set("allow.auto.create.topics", "false")
         .set("enable.idempotence", "true")
         // lz4, not snappy: the broker used in tests mishandles snappy batches.
         .set("compression.type", "lz4")
         .set("linger.ms", "5")
-        .set("message.timeout.ms", attempt_timeout.as_millis().to_string())
+        .set(
+            "message.timeout.ms",
+            attempt_timeout.as_millis().to_string(),
+        )
         .create_with_context(DeliveryTracker::default())
         .map_err(|e| SinkError::kafka("creating producer", e))
 }
 
-/// Creates `topic` with one partition unless it exists. Never deletes anything.
+/// Creates `topic` with one partition unless the brokers already know it. Never deletes anything.
+///
+/// Existence is checked first (without triggering auto-creation), so an existing topic needs no
+/// CreateTopics permission; a concurrent creator winning the race ("already exists") is fine.
 fn ensure_topic(
     brokers: &str,
     topic: &str,
@@ -304,8 +322,32 @@ fn ensure_topic(
     let context = format!("creating topic {topic}");
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
+        .set("allow.auto.create.topics", "false")
         .create()
         .map_err(|e| SinkError::kafka(&context, e))?;
+    let metadata = admin
+        .inner()
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| SinkError::kafka(format!("looking up topic {topic}"), e))?;
+    let known = metadata.topics().iter().find(|t| t.name() == topic);
+    match known.map(|t| {
+        (
+            t.error().map(RDKafkaErrorCode::from),
+            t.partitions().is_empty(),
+        )
+    }) {
+        Some((None, false)) => return Ok(()),
+        None
+        | Some((None, true))
+        | Some((Some(RDKafkaErrorCode::UnknownTopicOrPartition), _))
+        | Some((Some(RDKafkaErrorCode::UnknownTopic), _)) => {}
+        Some((Some(code), _)) => {
+            return Err(SinkError::kafka(
+                format!("looking up topic {topic}"),
+                KafkaError::MetadataFetch(code),
+            ))
+        }
+    }
     let new_topic = NewTopic::new(topic, 1, TopicReplication::Fixed(replication_factor));
     let options = AdminOptions::new()
         .request_timeout(Some(timeout))

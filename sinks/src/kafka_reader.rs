@@ -112,14 +112,18 @@ fn read_from(
         }
     }
     Err(SinkError::kafka(
-        format!("{context}: reached offset {} of {high}", from + records.len() as i64),
+        format!(
+            "{context}: reached offset {} of {high}",
+            from + records.len() as i64
+        ),
         KafkaError::MessageConsumption(RDKafkaErrorCode::OperationTimedOut),
     ))
 }
 
 fn parse(message: &BorrowedMessage<'_>) -> Result<ChangelogRecord, SinkError> {
     let offset = message.offset();
-    let bad = |what: &str| SinkError::Invalid(format!("changelog record at offset {offset}: {what}"));
+    let bad =
+        |what: &str| SinkError::Invalid(format!("changelog record at offset {offset}: {what}"));
     let key = message
         .key()
         .map(|k| String::from_utf8_lossy(k).into_owned())

@@ -150,7 +150,10 @@ impl RedisTableSink {
     }
 
     /// The net effect of one version on each configured table, keyed by table then row key.
-    fn row_ops<'a>(&self, changes: &'a [Change]) -> BTreeMap<&'a str, BTreeMap<&'a str, RowOp<'a>>> {
+    fn row_ops<'a>(
+        &self,
+        changes: &'a [Change],
+    ) -> BTreeMap<&'a str, BTreeMap<&'a str, RowOp<'a>>> {
         let mut ops: BTreeMap<&str, BTreeMap<&str, RowOp>> = BTreeMap::new();
         for change in changes {
             if !self.tables.contains(&change.table) {

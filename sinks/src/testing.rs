@@ -82,9 +82,11 @@ impl RedisServer {
                     self.port
                 ));
             }
-            let pong = self
-                .connection()
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c).map_err(|e| e.to_string()));
+            let pong = self.connection().and_then(|mut c| {
+                redis::cmd("PING")
+                    .query::<String>(&mut c)
+                    .map_err(|e| e.to_string())
+            });
             if pong.is_ok() {
                 return Ok(());
             }

@@ -9,6 +9,7 @@ use std::str::FromStr;
 
 use flate2::bufread::MultiGzDecoder;
 
+use crate::csv_line::CsvFields;
 use crate::{decode_json, DeadLetter, Event, SourceError};
 
 /// The header every normalized trace CSV starts with; `size` becomes [`Event::bytes`].
@@ -102,27 +103,16 @@ pub enum FileFormat {
 /// The decompressed byte stream of a trace file.
 type Stream = Box<dyn BufRead + Send>;
 
-/// Where the reader is in the file, per format.
-enum Rows {
-    Csv {
-        reader: csv::Reader<Stream>,
-        record: csv::ByteRecord,
-        /// Line number of the header: the CSV reader counts lines from the line after it.
-        header_line: u64,
-    },
-    JsonLines {
-        reader: Stream,
-        line: Vec<u8>,
-    },
-}
-
-/// Reads the records of one trace file in order. [`TraceReader::advance`] moves to the next record and
-/// [`TraceReader::decode`] turns it into an event; they are separate so that a worker can skip the
-/// records another worker decodes without paying for decoding them.
+/// Reads the records of one trace file in order, one per line. [`TraceReader::advance`] moves to the
+/// next record and [`TraceReader::decode`] turns it into an event; they are separate so that a worker
+/// can skip the records another worker decodes without paying for decoding them.
 pub struct TraceReader {
     name: String,
     ts_unit: TsUnit,
-    rows: Rows,
+    format: FileFormat,
+    stream: Stream,
+    /// The current record's line, without its line terminator.
+    line: Vec<u8>,
     /// Line number of the current record (1-based, counting the header and blank lines).
     line_no: u64,
     /// Whether `advance` has found a record that `decode` may read.
@@ -152,75 +142,61 @@ impl TraceReader {
         reader: Box<dyn Read + Send>,
         ts_unit: TsUnit,
     ) -> Result<Self, SourceError> {
-        let io_error = |source| SourceError::Io {
-            path: name.to_string(),
-            source,
-        };
         let mut raw = BufReader::new(reader);
-        let is_gzip = raw.fill_buf().map_err(io_error)?.starts_with(&GZIP_MAGIC);
-        let mut stream: Stream = if is_gzip {
+        let is_gzip = raw
+            .fill_buf()
+            .map_err(|source| SourceError::Io {
+                path: name.to_string(),
+                source,
+            })?
+            .starts_with(&GZIP_MAGIC);
+        let stream: Stream = if is_gzip {
             Box::new(BufReader::new(MultiGzDecoder::new(raw)))
         } else {
             Box::new(raw)
         };
-
-        // Find the first non-empty line: it decides the format and, for CSV, must be the header.
-        let mut first = Vec::new();
-        let mut line_no = 0;
-        loop {
-            first.clear();
-            if stream.read_until(b'\n', &mut first).map_err(io_error)? == 0 {
-                break;
-            }
-            line_no += 1;
-            if !first.trim_ascii().is_empty() {
-                break;
-            }
-        }
-        let text = String::from_utf8_lossy(&first);
-        let text = text.trim_start_matches('\u{feff}').trim();
-
-        let rows = if text.is_empty() || text.starts_with('{') {
-            // JSON lines (an empty file is an empty stream of either format). The first line is put
-            // back so that it is decoded like the others.
-            let reader: Stream = Box::new(Cursor::new(first).chain(stream));
-            line_no = line_no.saturating_sub(1);
-            Rows::JsonLines {
-                reader,
-                line: Vec::new(),
-            }
-        } else if text == TRACE_CSV_HEADER {
-            let reader = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .flexible(true)
-                .from_reader(stream);
-            Rows::Csv {
-                reader,
-                record: csv::ByteRecord::new(),
-                header_line: line_no,
-            }
-        } else {
-            let shown: String = text.chars().take(200).collect();
-            return Err(SourceError::Invalid(format!(
-                "{name}: expected the header `{TRACE_CSV_HEADER}` (or JSON lines), \
-                 found `{shown}` on line {line_no}"
-            )));
-        };
-        Ok(TraceReader {
+        let mut reader = TraceReader {
             name: name.to_string(),
             ts_unit,
-            rows,
-            line_no,
+            format: FileFormat::JsonLines,
+            stream,
+            line: Vec::new(),
+            line_no: 0,
             positioned: false,
-        })
+        };
+
+        // The first non-empty line decides the format and, for CSV, must be the header. An empty file
+        // is an empty stream of JSON lines.
+        if reader.advance()?.is_none() {
+            return Ok(reader);
+        }
+        let first = String::from_utf8_lossy(&reader.line);
+        let first = first.trim_start_matches('\u{feff}').trim();
+        if first.starts_with('{') {
+            // Put the line back so that it is decoded like the others.
+            let mut line = std::mem::take(&mut reader.line);
+            line.push(b'\n');
+            let rest = std::mem::replace(&mut reader.stream, Box::new(std::io::empty()));
+            reader.stream = Box::new(Cursor::new(line).chain(rest));
+            reader.line_no -= 1;
+            reader.positioned = false;
+        } else if first == TRACE_CSV_HEADER {
+            reader.format = FileFormat::Csv;
+            reader.positioned = false;
+        } else {
+            let shown: String = first.chars().take(200).collect();
+            return Err(SourceError::Invalid(format!(
+                "{name}: expected the header `{TRACE_CSV_HEADER}` (or JSON lines), \
+                 found `{shown}` on line {}",
+                reader.line_no
+            )));
+        }
+        Ok(reader)
     }
 
     /// The detected format.
     pub fn format(&self) -> FileFormat {
-        match self.rows {
-            Rows::Csv { .. } => FileFormat::Csv,
-            Rows::JsonLines { .. } => FileFormat::JsonLines,
-        }
+        self.format
     }
 
     /// The name used in origins.
@@ -232,43 +208,27 @@ impl TraceReader {
     /// lines are skipped. An error means the file itself cannot be read further (I/O or a corrupt gzip
     /// stream), not that a record is malformed.
     pub fn advance(&mut self) -> Result<Option<u64>, SourceError> {
-        let io_error = |source| SourceError::Io {
-            path: self.name.clone(),
-            source,
-        };
         self.positioned = false;
-        match &mut self.rows {
-            Rows::Csv {
-                reader,
-                record,
-                header_line,
-            } => match reader.read_byte_record(record) {
-                Ok(false) => Ok(None),
-                Ok(true) => {
-                    let line_in_body = record.position().map_or(0, |p| p.line());
-                    self.line_no = *header_line + line_in_body;
-                    self.positioned = true;
-                    Ok(Some(self.line_no))
-                }
-                Err(e) => Err(match e.into_kind() {
-                    csv::ErrorKind::Io(source) => io_error(source),
-                    other => SourceError::Invalid(format!(
-                        "{}: unreadable CSV after line {}: {other:?}",
-                        self.name, self.line_no
-                    )),
-                }),
-            },
-            Rows::JsonLines { reader, line } => loop {
-                line.clear();
-                if reader.read_until(b'\n', line).map_err(io_error)? == 0 {
-                    return Ok(None);
-                }
-                self.line_no += 1;
-                if !line.trim_ascii().is_empty() {
-                    self.positioned = true;
-                    return Ok(Some(self.line_no));
-                }
-            },
+        loop {
+            self.line.clear();
+            let read = self
+                .stream
+                .read_until(b'\n', &mut self.line)
+                .map_err(|source| SourceError::Io {
+                    path: self.name.clone(),
+                    source,
+                })?;
+            if read == 0 {
+                return Ok(None);
+            }
+            self.line_no += 1;
+            while matches!(self.line.last(), Some(b'\n' | b'\r')) {
+                self.line.pop();
+            }
+            if !self.line.trim_ascii().is_empty() {
+                self.positioned = true;
+                return Ok(Some(self.line_no));
+            }
         }
     }
 
@@ -279,9 +239,9 @@ impl TraceReader {
         if !self.positioned {
             return Err(DeadLetter::new(origin, "no record to decode", b""));
         }
-        match &self.rows {
-            Rows::Csv { record, .. } => decode_csv_record(&origin, record, self.ts_unit),
-            Rows::JsonLines { line, .. } => decode_json(&origin, line.trim_ascii()),
+        match self.format {
+            FileFormat::Csv => decode_csv_line(&origin, &self.line, self.ts_unit),
+            FileFormat::JsonLines => decode_json(&origin, self.line.trim_ascii()),
         }
     }
 }
@@ -300,23 +260,18 @@ impl Iterator for TraceReader {
 }
 
 /// Decodes one row of the normalized trace CSV: `ts,key,client,size,op,region`.
-fn decode_csv_record(
-    origin: &str,
-    record: &csv::ByteRecord,
-    ts_unit: TsUnit,
-) -> Result<Event, DeadLetter> {
-    let reject = |reason: String| {
-        let raw: Vec<&[u8]> = record.iter().collect();
-        DeadLetter::new(origin, reason, &raw.join(&b","[..]))
-    };
-    if record.len() != 6 {
+fn decode_csv_line(origin: &str, line: &[u8], ts_unit: TsUnit) -> Result<Event, DeadLetter> {
+    let reject = |reason: String| DeadLetter::new(origin, reason, line);
+    let mut fields = CsvFields::default();
+    fields.split(line).map_err(|e| reject(e.to_string()))?;
+    if fields.len() != 6 {
         return Err(reject(format!(
             "expected 6 fields ({TRACE_CSV_HEADER}), found {}",
-            record.len()
+            fields.len()
         )));
     }
     let field = |i: usize| {
-        std::str::from_utf8(&record[i])
+        std::str::from_utf8(fields.get(i))
             .map_err(|_| reject(format!("field {} is not valid UTF-8", column_name(i))))
     };
     let ts = ts_unit.parse_ms(field(0)?).map_err(reject)?;
@@ -361,7 +316,11 @@ mod tests {
     use super::*;
 
     fn reader(bytes: &[u8]) -> Result<TraceReader, SourceError> {
-        TraceReader::from_reader("t.csv", Box::new(Cursor::new(bytes.to_vec())), TsUnit::Seconds)
+        TraceReader::from_reader(
+            "t.csv",
+            Box::new(Cursor::new(bytes.to_vec())),
+            TsUnit::Seconds,
+        )
     }
 
     fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -403,13 +362,31 @@ mod tests {
         assert_eq!(dead[0].origin, "file:t.csv:5");
         assert_eq!(dead[0].reason, "ts is not a number: \"oops\"");
         assert_eq!(dead[0].raw, "oops,/c,h,1,GET,edu");
+        assert_eq!(dead[3].raw, "807256804,/e,h");
         assert_eq!(dead[1].origin, "file:t.csv:6");
-        assert!(dead[1].reason.starts_with("size is not"), "{}", dead[1].reason);
+        assert!(
+            dead[1].reason.starts_with("size is not"),
+            "{}",
+            dead[1].reason
+        );
         assert_eq!(dead[2].reason, "missing key");
         assert!(dead[3].reason.starts_with("expected 6 fields"));
 
         let last = records[6].as_ref().unwrap();
         assert_eq!((last.ts, last.region.as_str()), (807_256_805_500, "net"));
+    }
+
+    #[test]
+    fn broken_quoting_is_a_dead_letter() {
+        let data = "ts,key,client,size,op,region\n1,\"/open,h,1,GET,com\n2,ok,h,1,GET,com\n";
+        let records: Vec<_> = reader(data.as_bytes())
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let dead = records[0].as_ref().unwrap_err();
+        assert_eq!(dead.reason, "unterminated quoted field");
+        assert_eq!(dead.origin, "file:t.csv:2");
+        assert_eq!(records[1].as_ref().unwrap().key, "ok");
     }
 
     #[test]
@@ -446,7 +423,12 @@ mod tests {
                 (missing.origin.as_str(), missing.reason.as_str()),
                 ("file:t.csv:4", "missing field key")
             );
-            assert!(lines[2].1.as_ref().unwrap_err().reason.starts_with("invalid JSON"));
+            assert!(lines[2]
+                .1
+                .as_ref()
+                .unwrap_err()
+                .reason
+                .starts_with("invalid JSON"));
             assert_eq!(lines[3].1.as_ref().unwrap().key, "b");
         }
     }
@@ -455,7 +437,10 @@ mod tests {
     fn empty_input_has_no_records() {
         assert_eq!(reader(b"").unwrap().count(), 0);
         assert_eq!(reader(b"\n\n").unwrap().count(), 0);
-        assert_eq!(reader(b"ts,key,client,size,op,region\n").unwrap().count(), 0);
+        assert_eq!(
+            reader(b"ts,key,client,size,op,region\n").unwrap().count(),
+            0
+        );
     }
 
     #[test]

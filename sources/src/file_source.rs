@@ -178,10 +178,8 @@ mod tests {
 
     impl TempTrace {
         fn new(name: &str, contents: &str) -> Self {
-            let path = std::env::temp_dir().join(format!(
-                "shardcast-sources-{}-{name}",
-                std::process::id()
-            ));
+            let path = std::env::temp_dir()
+                .join(format!("shardcast-sources-{}-{name}", std::process::id()));
             std::fs::File::create(&path)
                 .and_then(|mut f| f.write_all(contents.as_bytes()))
                 .unwrap();
@@ -234,7 +232,11 @@ mod tests {
         let (events, dead, progress) = drain(&mut source);
         assert_eq!(events.len(), 49);
         assert_eq!(dead.len(), 1);
-        assert!(dead[0].origin.ends_with("single.csv:7"), "{}", dead[0].origin);
+        assert!(
+            dead[0].origin.ends_with("single.csv:7"),
+            "{}",
+            dead[0].origin
+        );
         assert_eq!(progress, Some(1049 * 1000));
         let again = source.poll(10).unwrap();
         assert!(again.finished && again.records.is_empty());

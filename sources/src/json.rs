@@ -86,7 +86,10 @@ fn optional_string(name: &str, value: Option<Value>) -> Result<String, String> {
     match value {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(s)) => Ok(s),
-        Some(v) => Err(format!("field {name} must be a string, got {}", describe(&v))),
+        Some(v) => Err(format!(
+            "field {name} must be a string, got {}",
+            describe(&v)
+        )),
     }
 }
 

@@ -34,7 +34,11 @@ pub struct KafkaSourceConfig {
 
 /// Parses `kafka://HOST:PORT[,HOST:PORT...]/TOPIC` into the bootstrap servers and the topic.
 pub fn parse_kafka_url(url: &str) -> Result<(String, String), SourceError> {
-    let bad = |why: &str| SourceError::Invalid(format!("{why} in {url:?}: expected kafka://HOST:PORT/TOPIC"));
+    let bad = |why: &str| {
+        SourceError::Invalid(format!(
+            "{why} in {url:?}: expected kafka://HOST:PORT/TOPIC"
+        ))
+    };
     let rest = url
         .strip_prefix("kafka://")
         .ok_or_else(|| bad("missing kafka:// scheme"))?;
@@ -147,6 +151,23 @@ fn decode_message(
     Ok(event)
 }
 
+/// Event-time progress over the partitions' clocks at `now`: the smallest largest-timestamp of the
+/// partitions that received something within `idle`, so that an idle partition does not hold progress
+/// back. When all are idle, nothing holds it back and it is the largest timestamp seen. `None` when no
+/// partition has received anything.
+fn partition_progress<'a>(
+    clocks: impl Iterator<Item = &'a PartitionClock> + Clone,
+    idle: Duration,
+    now: Instant,
+) -> Option<u64> {
+    let active = clocks
+        .clone()
+        .filter(|c| now.duration_since(c.last_arrival) <= idle)
+        .map(|c| c.max_ts)
+        .min();
+    active.or_else(|| clocks.map(|c| c.max_ts).max())
+}
+
 /// One member of a consumer group reading JSON events (see [`decode_json`]) from a topic.
 ///
 /// Each worker creates one with the same group, and the group spreads the partitions over them.
@@ -191,23 +212,19 @@ impl KafkaSource {
     /// The partitions currently assigned to this member, ascending.
     pub fn assigned_partitions(&self) -> Vec<i32> {
         let assigned = self.consumer.context().assigned.lock();
-        assigned.unwrap_or_else(|e| e.into_inner()).iter().copied().collect()
+        assigned
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect()
     }
 
-    /// Progress after this poll: the minimum over active partitions, or, when every partition is idle,
-    /// the maximum of all (nothing holds it back). It never goes back.
+    /// Progress after this poll (see [`partition_progress`]); it never goes back.
     fn update_progress(&mut self) {
         let assigned: BTreeSet<i32> = self.assigned_partitions().into_iter().collect();
         self.clocks.retain(|p, _| assigned.contains(p));
         let idle = Duration::from_millis(self.config.idle_timeout_ms);
-        let now = Instant::now();
-        let active = self
-            .clocks
-            .values()
-            .filter(|c| now.duration_since(c.last_arrival) <= idle)
-            .map(|c| c.max_ts)
-            .min();
-        let candidate = active.or_else(|| self.clocks.values().map(|c| c.max_ts).max());
+        let candidate = partition_progress(self.clocks.values(), idle, Instant::now());
         self.progress_ms = self.progress_ms.max(candidate);
     }
 
@@ -272,6 +289,52 @@ impl Source for KafkaSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idle_partitions_do_not_hold_progress_back() {
+        let now = Instant::now();
+        let idle = Duration::from_secs(10);
+        let clock = |max_ts, ago: u64| PartitionClock {
+            max_ts,
+            last_arrival: now - Duration::from_secs(ago),
+        };
+        let progress = |clocks: &[PartitionClock]| partition_progress(clocks.iter(), idle, now);
+        assert_eq!(progress(&[]), None);
+        assert_eq!(progress(&[clock(500, 1), clock(300, 2)]), Some(300));
+        // The partition at 300 went quiet: only the active one counts.
+        assert_eq!(progress(&[clock(500, 1), clock(300, 20)]), Some(500));
+        // All quiet: nothing is arriving, so everything seen is complete.
+        assert_eq!(progress(&[clock(500, 30), clock(300, 20)]), Some(500));
+    }
+
+    #[test]
+    fn unreachable_broker_is_retried_not_fatal() {
+        let mut source = KafkaSource::new(KafkaSourceConfig {
+            brokers: "127.0.0.1:1".into(),
+            topic: "events".into(),
+            group_id: "nobody".into(),
+            idle_timeout_ms: 1000,
+        })
+        .unwrap();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(1500) {
+            let poll_started = Instant::now();
+            let batch = source.poll(10).unwrap();
+            assert!(batch.records.is_empty() && batch.progress_ms.is_none());
+            assert!(poll_started.elapsed() < Duration::from_millis(200));
+        }
+    }
+
+    #[test]
+    fn bad_settings_are_configuration_errors() {
+        let result = KafkaSource::new(KafkaSourceConfig {
+            brokers: "127.0.0.1:9092".into(),
+            topic: String::new(),
+            group_id: "g".into(),
+            idle_timeout_ms: 1000,
+        });
+        assert!(matches!(result, Err(SourceError::Kafka(_))));
+    }
 
     #[test]
     fn parses_kafka_urls() {

@@ -3,6 +3,7 @@
 //! dropped.
 
 mod block_on;
+mod csv_line;
 mod csv_trace;
 mod dead_letter;
 mod event;

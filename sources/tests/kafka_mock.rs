@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
-use shardcast_sources::{
-    encode_json, Event, KafkaEventProducer, KafkaSource, KafkaSourceConfig, Source,
-};
+use shardcast_sources::{Event, KafkaEventProducer, KafkaSource, KafkaSourceConfig, Source};
 
 const TOPIC: &str = "events";
 const VALID: u64 = 300;
@@ -52,7 +50,10 @@ fn group_members_split_the_topic_and_dead_letter_bad_messages() {
             assert!(m.poll(100).unwrap().records.is_empty());
         }
     }
-    let mut all: Vec<i32> = members.iter().flat_map(|m| m.assigned_partitions()).collect();
+    let mut all: Vec<i32> = members
+        .iter()
+        .flat_map(|m| m.assigned_partitions())
+        .collect();
     all.sort_unstable();
     assert_eq!(all, [0, 1]);
 
@@ -81,7 +82,11 @@ fn group_members_split_the_topic_and_dead_letter_bad_messages() {
     let mut quiet_since = None;
     // Read until everything arrived, then a little longer to catch duplicates.
     while quiet_since.is_none_or(|t: Instant| t.elapsed() < Duration::from_millis(500)) {
-        assert!(started.elapsed() < DEADLINE, "only {} events arrived", seen.len());
+        assert!(
+            started.elapsed() < DEADLINE,
+            "only {} events arrived",
+            seen.len()
+        );
         for (index, member) in members.iter_mut().enumerate() {
             let batch = member.poll(50).unwrap();
             assert!(!batch.finished);
@@ -100,7 +105,10 @@ fn group_members_split_the_topic_and_dead_letter_bad_messages() {
 
     assert_eq!(seen.len() as u64, VALID);
     assert!(seen.values().all(|n| *n == 1), "duplicates arrived");
-    assert!(per_member.iter().all(|n| *n > 0), "one member got nothing: {per_member:?}");
+    assert!(
+        per_member.iter().all(|n| *n > 0),
+        "one member got nothing: {per_member:?}"
+    );
     dead.sort_by(|a, b| a.raw.cmp(&b.raw));
     let reasons: Vec<&str> = dead.iter().map(|d| d.reason.as_str()).collect();
     assert_eq!(reasons[0], "message has no payload");

@@ -35,7 +35,11 @@ fn nasa_trace_reads_completely() {
             Ok(e) => {
                 events += 1;
                 // 1995-08-01, in milliseconds.
-                assert!((807_235_200_000..807_321_600_000).contains(&e.ts), "{}", e.ts);
+                assert!(
+                    (807_235_200_000..807_321_600_000).contains(&e.ts),
+                    "{}",
+                    e.ts
+                );
                 assert!(e.ts >= last_ts, "trace is in time order");
                 last_ts = e.ts;
                 assert!(!e.client.is_empty());
