@@ -67,7 +67,7 @@ impl SourceSpec {
                 path,
                 FileOptions { ts_unit: *ts_unit, speed: *speed, worker_index: index, workers: peers },
             )?),
-            SourceSpec::Kafka(config) => Box::new(KafkaSource::new(config.clone())?),
+            SourceSpec::Kafka(config) => Box::new(KafkaSource::for_worker(config.clone(), index, peers)?),
         })
     }
 

@@ -1,4 +1,9 @@
-//! A [`Source`] that is one member of a Kafka consumer group reading JSON events from a topic.
+//! A [`Source`] that reads one worker's share of a Kafka topic's partitions as JSON events.
+//!
+//! Partitions are assigned by the job, not by group rebalancing (as Flink's Kafka source does): worker
+//! `i` of `n` owns the partitions `p` with `p % n == i`, starting from the group's committed offsets. A
+//! rebalance would hand a partition to another worker that re-reads it from the last commit, and those
+//! duplicates would be counted twice in every window. The group still stores offsets for restarts.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -10,6 +15,7 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::{decode_json, Batch, DeadLetter, Event, Source, SourceError};
 
@@ -181,12 +187,18 @@ pub struct KafkaSource {
     progress_ms: Option<u64>,
     consecutive_errors: u32,
     backoff_until: Option<Instant>,
+    /// `(worker index, workers)` until the partitions are assigned.
+    unassigned: Option<(usize, usize)>,
 }
 
 impl KafkaSource {
-    /// Joins the group and subscribes to the topic; the assignment arrives during later polls. Only a
-    /// configuration error fails here: an unreachable broker is retried.
-    pub fn new(config: KafkaSourceConfig) -> Result<Self, SourceError> {
+    /// Worker `index` of `workers`: it will own the topic's partitions `p` with `p % workers == index`,
+    /// each from the group's committed offset (or the earliest). Only a configuration error fails here;
+    /// while the broker or the topic is not reachable, `poll` retries the assignment with back-off.
+    pub fn for_worker(config: KafkaSourceConfig, index: usize, workers: usize) -> Result<Self, SourceError> {
+        if config.topic.is_empty() {
+            return Err(SourceError::Kafka("no topic given".into()));
+        }
         let consumer: BaseConsumer<GroupMember> = ClientConfig::new()
             .set("bootstrap.servers", &config.brokers)
             .set("group.id", &config.group_id)
@@ -196,17 +208,58 @@ impl KafkaSource {
             .set("enable.partition.eof", "false")
             .create_with_context(GroupMember::default())
             .map_err(|e| SourceError::Kafka(format!("creating consumer: {e}")))?;
-        consumer
-            .subscribe(&[&config.topic])
-            .map_err(|e| SourceError::Kafka(format!("subscribing to {}: {e}", config.topic)))?;
-        Ok(KafkaSource {
+        let mut source = KafkaSource {
             consumer,
             config,
             clocks: HashMap::new(),
             progress_ms: None,
             consecutive_errors: 0,
             backoff_until: None,
-        })
+            unassigned: Some((index, workers.max(1))),
+        };
+        source.try_assign(Duration::from_secs(2))?;
+        Ok(source)
+    }
+
+    /// Assigns this worker's partitions once the topic's metadata is known. Not knowing it yet is not an
+    /// error (it is retried); a failing `assign` is.
+    fn try_assign(&mut self, wait: Duration) -> Result<(), SourceError> {
+        let Some((index, workers)) = self.unassigned else { return Ok(()) };
+        let topic = self.config.topic.clone();
+        let partitions = match self.consumer.fetch_metadata(Some(&topic), wait) {
+            Ok(metadata) => metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic && t.error().is_none())
+                .map(|t| t.partitions().iter().map(|p| p.id()).collect::<Vec<i32>>())
+                .unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(topic = %topic, "kafka metadata not available yet, retrying: {e}");
+                Vec::new()
+            }
+        };
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let mine: Vec<i32> = partitions.into_iter().filter(|p| *p as usize % workers == index).collect();
+        let mut assignment = TopicPartitionList::new();
+        for partition in &mine {
+            assignment
+                .add_partition_offset(&topic, *partition, Offset::Stored)
+                .map_err(|e| SourceError::Kafka(format!("assigning partition {partition}: {e}")))?;
+        }
+        self.consumer
+            .assign(&assignment)
+            .map_err(|e| SourceError::Kafka(format!("assigning partitions of {topic}: {e}")))?;
+        self.consumer.context().assigned.lock().unwrap_or_else(|e| e.into_inner()).extend(mine.iter().copied());
+        tracing::info!(topic = %topic, worker = index, partitions = ?mine, "kafka partitions assigned");
+        self.unassigned = None;
+        Ok(())
+    }
+
+    /// A single reader of every partition of the topic.
+    pub fn new(config: KafkaSourceConfig) -> Result<Self, SourceError> {
+        Self::for_worker(config, 0, 1)
     }
 
     /// The partitions currently assigned to this member, ascending.
@@ -219,9 +272,14 @@ impl KafkaSource {
             .collect()
     }
 
-    /// Progress after this poll (see [`partition_progress`]); it never goes back.
+    /// Progress after this poll (see [`partition_progress`]); it never goes back. A worker that owns no
+    /// partition (more workers than partitions) has nothing to wait for and never holds progress back.
     fn update_progress(&mut self) {
         let assigned: BTreeSet<i32> = self.assigned_partitions().into_iter().collect();
+        if assigned.is_empty() && self.unassigned.is_none() {
+            self.progress_ms = Some(u64::MAX);
+            return;
+        }
         self.clocks.retain(|p, _| assigned.contains(p));
         let idle = Duration::from_millis(self.config.idle_timeout_ms);
         let candidate = partition_progress(self.clocks.values(), idle, Instant::now());
@@ -253,6 +311,13 @@ impl KafkaSource {
 impl Source for KafkaSource {
     fn poll(&mut self, max: usize) -> Result<Batch, SourceError> {
         let mut batch = Batch::default();
+        if self.unassigned.is_some() && self.backoff_until.is_none_or(|t| Instant::now() >= t) {
+            self.try_assign(Duration::from_millis(50))?;
+            if self.unassigned.is_some() {
+                self.backoff_until = Some(Instant::now() + BACKOFF_MAX);
+                return Ok(batch);
+            }
+        }
         if let Some(until) = self.backoff_until {
             let now = Instant::now();
             if now < until {

@@ -26,7 +26,7 @@ fn event(i: u64) -> Event {
 }
 
 #[test]
-fn group_members_split_the_topic_and_dead_letter_bad_messages() {
+fn workers_split_the_topic_and_dead_letter_bad_messages() {
     let cluster = MockCluster::new(1).expect("mock cluster");
     cluster.create_topic(TOPIC, 2, 1).expect("mock topic");
     let brokers = cluster.bootstrap_servers();
@@ -37,19 +37,13 @@ fn group_members_split_the_topic_and_dead_letter_bad_messages() {
         idle_timeout_ms: 60_000,
     };
     let mut members = [
-        KafkaSource::new(config.clone()).unwrap(),
-        KafkaSource::new(config).unwrap(),
+        KafkaSource::for_worker(config.clone(), 0, 2).unwrap(),
+        KafkaSource::for_worker(config, 1, 2).unwrap(),
     ];
 
-    // Let both join before anything is produced, so that no rebalance hands a partition over while
-    // its records are in flight (the group is at-least-once across rebalances).
-    let started = Instant::now();
-    while members.iter().any(|m| m.assigned_partitions().is_empty()) {
-        assert!(started.elapsed() < DEADLINE, "group never settled");
-        for m in &mut members {
-            assert!(m.poll(100).unwrap().records.is_empty());
-        }
-    }
+    // Each worker owns its partitions from the start: worker 0 partition 0, worker 1 partition 1.
+    assert_eq!(members[0].assigned_partitions(), [0]);
+    assert_eq!(members[1].assigned_partitions(), [1]);
     let mut all: Vec<i32> = members
         .iter()
         .flat_map(|m| m.assigned_partitions())
@@ -80,6 +74,7 @@ fn group_members_split_the_topic_and_dead_letter_bad_messages() {
     let mut dead = Vec::new();
     let mut per_member = [0usize; 2];
     let mut quiet_since = None;
+    let started = Instant::now();
     // Read until everything arrived, then a little longer to catch duplicates.
     while quiet_since.is_none_or(|t: Instant| t.elapsed() < Duration::from_millis(500)) {
         assert!(
