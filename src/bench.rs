@@ -22,7 +22,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1_000_000)]
     events: u64,
     /// Trace file for the file-source measurement.
-    #[arg(long, default_value = "../shared/traces/nasa_http_19950801/nasa_19950801.normalized.csv.gz")]
+    #[arg(
+        long,
+        default_value = "../shared/traces/nasa_http_19950801/nasa_19950801.normalized.csv.gz"
+    )]
     trace: PathBuf,
     /// Worker threads.
     #[arg(long, default_value_t = 2)]
@@ -42,17 +45,38 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     *nasa.workers.get_mut() = args.workers;
     let file = SourceSpec::parse(&format!("file:{}", args.trace.display()), &nasa)?;
 
-    println!("{:<28} {:>10} {:>14} {:>14} {:>14} {:>8}", "source", "events", "pipeline ev/s", "family ev/s", "count() ev/s", "ratio");
-    for (name, pipeline, spec) in [("generator", &default, generator), ("file (NASA trace)", &nasa, file)] {
-        let events = Arc::new(collect_events(&spec, args.workers).with_context(|| format!("reading {name}"))?);
+    println!(
+        "{:<28} {:>10} {:>14} {:>14} {:>14} {:>8}",
+        "source", "events", "pipeline ev/s", "family ev/s", "count() ev/s", "ratio"
+    );
+    for (name, pipeline, spec) in [
+        ("generator", &default, generator),
+        ("file (NASA trace)", &nasa, file),
+    ] {
+        let events = Arc::new(
+            collect_events(&spec, args.workers).with_context(|| format!("reading {name}"))?,
+        );
         let n = events.len() as u64;
         let tick = pipeline.tick_ms();
-        let family = InMemoryDataflow::AffinityFamily { window: pipeline.window_epochs(), policy: pipeline.policy() };
-        let (mut best_pipeline, mut best_family, mut best_count) = (Duration::MAX, Duration::MAX, Duration::MAX);
+        let family = InMemoryDataflow::AffinityFamily {
+            window: pipeline.window_epochs(),
+            policy: pipeline.policy(),
+        };
+        let (mut best_pipeline, mut best_family, mut best_count) =
+            (Duration::MAX, Duration::MAX, Duration::MAX);
         for _ in 0..args.repeat.max(1) {
             best_pipeline = best_pipeline.min(run_pipeline(pipeline, spec.clone())?);
-            best_family = best_family.min(run_in_memory(events.clone(), args.workers, tick, family.clone()).0);
-            best_count = best_count.min(run_in_memory(events.clone(), args.workers, tick, InMemoryDataflow::BareCount).0);
+            best_family = best_family
+                .min(run_in_memory(events.clone(), args.workers, tick, family.clone()).0);
+            best_count = best_count.min(
+                run_in_memory(
+                    events.clone(),
+                    args.workers,
+                    tick,
+                    InMemoryDataflow::BareCount,
+                )
+                .0,
+            );
         }
         let rate = |d: Duration| n as f64 / d.as_secs_f64().max(1e-9);
         println!(
@@ -88,7 +112,10 @@ fn collect_events(spec: &SourceSpec, workers: usize) -> anyhow::Result<Vec<Event
 }
 
 /// The full pipeline to the end of the source, with the collector but no sinks.
-fn run_pipeline(pipeline: &shardcast_dataflows::PipelineConfig, spec: SourceSpec) -> anyhow::Result<Duration> {
+fn run_pipeline(
+    pipeline: &shardcast_dataflows::PipelineConfig,
+    spec: SourceSpec,
+) -> anyhow::Result<Duration> {
     let options = job_options(pipeline, spec, true);
     let mut collector = Collector::new(options.workers, None, None, false);
     let (tx, rx) = mpsc::channel();
@@ -97,7 +124,9 @@ fn run_pipeline(pipeline: &shardcast_dataflows::PipelineConfig, spec: SourceSpec
     for report in rx {
         collector.handle(report)?;
     }
-    job.join().map_err(|_| anyhow::anyhow!("dataflow thread panicked"))?.map_err(anyhow::Error::msg)?;
+    job.join()
+        .map_err(|_| anyhow::anyhow!("dataflow thread panicked"))?
+        .map_err(anyhow::Error::msg)?;
     if let Some(failure) = collector.failure() {
         anyhow::bail!("{failure}");
     }

@@ -53,7 +53,12 @@ pub struct Collector {
 impl Collector {
     /// A collector for `workers` workers writing to `sink` and publishing to `store`; `status` prints a
     /// live one-line status on stderr.
-    pub fn new(workers: usize, sink: Option<Box<dyn Sink>>, store: Option<SnapshotStore>, status: bool) -> Self {
+    pub fn new(
+        workers: usize,
+        sink: Option<Box<dyn Sink>>,
+        store: Option<SnapshotStore>,
+        status: bool,
+    ) -> Self {
         Collector {
             frontiers: vec![None; workers],
             events: vec![(0, 0); workers],
@@ -88,13 +93,21 @@ impl Collector {
         match report {
             WorkerReport::Changes { changes, .. } => {
                 for (decision, epoch, diff) in changes {
-                    self.pending.entry(epoch).or_default().push((decision, diff));
+                    self.pending
+                        .entry(epoch)
+                        .or_default()
+                        .push((decision, diff));
                 }
             }
             WorkerReport::DeadLetters { epoch, letters, .. } => {
                 self.pending_dead.entry(epoch).or_default().extend(letters);
             }
-            WorkerReport::Progress { worker, frontier, events, late } => {
+            WorkerReport::Progress {
+                worker,
+                frontier,
+                events,
+                late,
+            } => {
                 if let Some(slot) = self.frontiers.get_mut(worker) {
                     *slot = Some(frontier);
                 }
@@ -107,7 +120,8 @@ impl Collector {
             }
             WorkerReport::Failed { worker, error } => {
                 tracing::error!(worker, %error, "worker failed");
-                self.failure.get_or_insert(format!("worker {worker}: {error}"));
+                self.failure
+                    .get_or_insert(format!("worker {worker}: {error}"));
             }
         }
         Ok(())
@@ -127,9 +141,16 @@ impl Collector {
     }
 
     fn complete(&mut self) -> anyhow::Result<()> {
-        let Some(frontier) = self.global_frontier() else { return Ok(()) };
+        let Some(frontier) = self.global_frontier() else {
+            return Ok(());
+        };
         let done = |t: u64| frontier.is_none_or(|f| t < f);
-        let mut epochs: Vec<u64> = self.pending.keys().chain(self.pending_dead.keys()).copied().collect();
+        let mut epochs: Vec<u64> = self
+            .pending
+            .keys()
+            .chain(self.pending_dead.keys())
+            .copied()
+            .collect();
         epochs.sort_unstable();
         epochs.dedup();
         for epoch in epochs.into_iter().take_while(|t| done(*t)) {
@@ -146,13 +167,21 @@ impl Collector {
     }
 
     /// Writes one final epoch: consolidated row changes, retractions before insertions.
-    fn apply_epoch(&mut self, epoch: u64, decisions: Vec<(Decision, isize)>, dead: Vec<DeadLetter>) -> anyhow::Result<()> {
+    fn apply_epoch(
+        &mut self,
+        epoch: u64,
+        decisions: Vec<(Decision, isize)>,
+        dead: Vec<DeadLetter>,
+    ) -> anyhow::Result<()> {
         // Consolidate at row level: an affinity vector that changed in one region re-sends only that row.
-        let mut consolidated: BTreeMap<(&'static str, String, String), (TableRow, i64)> = BTreeMap::new();
+        let mut consolidated: BTreeMap<(&'static str, String, String), (TableRow, i64)> =
+            BTreeMap::new();
         for (decision, diff) in decisions {
             for row in TableRow::from_decision(&decision) {
                 let json = row.to_json().to_string();
-                let entry = consolidated.entry((row.table(), row.key(), json)).or_insert((row, 0));
+                let entry = consolidated
+                    .entry((row.table(), row.key(), json))
+                    .or_insert((row, 0));
                 entry.1 += diff as i64;
             }
         }
@@ -162,7 +191,10 @@ impl Collector {
             consolidated.insert((row.table(), row.key(), String::new()), (row, 1));
         }
         self.stats.dead_letters += dead.len() as u64;
-        let mut changes: Vec<(TableRow, i64)> = consolidated.into_values().filter(|(_, d)| *d != 0).collect();
+        let mut changes: Vec<(TableRow, i64)> = consolidated
+            .into_values()
+            .filter(|(_, d)| *d != 0)
+            .collect();
         changes.sort_by_key(|(_, diff)| *diff > 0);
         for (row, diff) in &changes {
             let table = self.tables.entry(row.table()).or_default();
@@ -199,7 +231,9 @@ impl Collector {
     /// Publishes the current tables if something changed and the last publication is old enough (or
     /// `force`), and refreshes the status line.
     pub fn tick(&mut self, force: bool) -> anyhow::Result<()> {
-        if self.snapshot_due && (force || self.last_snapshot.elapsed() >= Duration::from_millis(100)) {
+        if self.snapshot_due
+            && (force || self.last_snapshot.elapsed() >= Duration::from_millis(100))
+        {
             self.publish()?;
         }
         if self.status && (force || self.last_status.elapsed() >= Duration::from_secs(1)) {
@@ -212,21 +246,43 @@ impl Collector {
     fn publish(&mut self) -> anyhow::Result<()> {
         self.snapshot_due = false;
         self.last_snapshot = Instant::now();
-        let Some(store) = &self.store else { return Ok(()) };
-        let Some(epoch) = self.stats.completed else { return Ok(()) };
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let Some(epoch) = self.stats.completed else {
+            return Ok(());
+        };
         let mut batches = Vec::new();
         for table in TABLES {
-            let rows = self.tables.get(table).map(|t| t.values().collect::<Vec<_>>()).unwrap_or_default();
+            let rows = self
+                .tables
+                .get(table)
+                .map(|t| t.values().collect::<Vec<_>>())
+                .unwrap_or_default();
             let batch = match table {
-                "key_load" => batch_from_rows(&pick(&rows, |r| match r { TableRow::KeyLoad(x) => Some(x), _ => None })),
-                "affinity" => batch_from_rows(&pick(&rows, |r| match r { TableRow::Affinity(x) => Some(x), _ => None })),
-                "assignments" => batch_from_rows(&pick(&rows, |r| match r { TableRow::Assignment(x) => Some(x), _ => None })),
-                _ => batch_from_rows(&pick(&rows, |r| match r { TableRow::DeadLetter(x) => Some(x), _ => None })),
+                "key_load" => batch_from_rows(&pick(&rows, |r| match r {
+                    TableRow::KeyLoad(x) => Some(x),
+                    _ => None,
+                })),
+                "affinity" => batch_from_rows(&pick(&rows, |r| match r {
+                    TableRow::Affinity(x) => Some(x),
+                    _ => None,
+                })),
+                "assignments" => batch_from_rows(&pick(&rows, |r| match r {
+                    TableRow::Assignment(x) => Some(x),
+                    _ => None,
+                })),
+                _ => batch_from_rows(&pick(&rows, |r| match r {
+                    TableRow::DeadLetter(x) => Some(x),
+                    _ => None,
+                })),
             }
             .with_context(|| format!("building the {table} snapshot"))?;
             batches.push((table.to_string(), batch));
         }
-        store.publish(epoch, batches).context("publishing the SQL snapshot")?;
+        store
+            .publish(epoch, batches)
+            .context("publishing the SQL snapshot")?;
         Ok(())
     }
 
@@ -263,12 +319,16 @@ impl Collector {
     pub fn finish(&mut self) -> anyhow::Result<()> {
         self.tick(true)?;
         if let Some(sink) = self.sink.as_mut() {
-            sink.flush().with_context(|| format!("flushing sink {}", sink.name()))?;
+            sink.flush()
+                .with_context(|| format!("flushing sink {}", sink.name()))?;
         }
         Ok(())
     }
 }
 
-fn pick<'a, T: Clone + 'a>(rows: &[&'a TableRow], f: impl Fn(&'a TableRow) -> Option<&'a T>) -> Vec<T> {
+fn pick<'a, T: Clone + 'a>(
+    rows: &[&'a TableRow],
+    f: impl Fn(&'a TableRow) -> Option<&'a T>,
+) -> Vec<T> {
     rows.iter().filter_map(|r| f(r)).cloned().collect()
 }

@@ -40,7 +40,8 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,shardcast=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,shardcast=info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -49,7 +50,9 @@ fn main() -> anyhow::Result<()> {
         Command::Run(args) => run::run(args),
         Command::Produce(args) => produce::produce(args),
         Command::Sql { query, addr } => {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             let text = runtime.block_on(shardcast_queries::run_remote_query(&addr, &query))?;
             print!("{text}");
             Ok(())

@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Args;
 use shardcast_sources::{
-    encode_json, ensure_topic, parse_kafka_url, FileOptions, FileSource, Generator, GeneratorConfig, KafkaEventProducer,
-    Source, TsUnit,
+    encode_json, ensure_topic, parse_kafka_url, FileOptions, FileSource, Generator,
+    GeneratorConfig, KafkaEventProducer, Source, TsUnit,
 };
 
 /// Arguments of `shardcast produce`.
@@ -17,7 +17,11 @@ pub struct ProduceArgs {
     #[arg(long)]
     to: String,
     /// Trace file to send (normalized CSV, gzip or not, or JSON lines).
-    #[arg(long, conflicts_with = "generator", required_unless_present = "generator")]
+    #[arg(
+        long,
+        conflicts_with = "generator",
+        required_unless_present = "generator"
+    )]
     trace: Option<PathBuf>,
     /// Send the generator's workload.
     #[arg(long)]
@@ -39,14 +43,30 @@ pub struct ProduceArgs {
 /// Sends the events, keyed by client so one client's events stay in order on one partition.
 pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     let (brokers, topic) = parse_kafka_url(&args.to)?;
-    ensure_topic(&brokers, &topic, args.partitions).with_context(|| format!("creating topic {topic}"))?;
+    ensure_topic(&brokers, &topic, args.partitions)
+        .with_context(|| format!("creating topic {topic}"))?;
     let mut source: Box<dyn Source> = match (&args.trace, args.generator) {
         (Some(path), _) => {
-            let ts_unit: TsUnit = args.ts_unit.parse().map_err(|_| anyhow::anyhow!("--ts-unit: use s, ms or us"))?;
-            Box::new(FileSource::open(path, FileOptions { ts_unit, speed: None, worker_index: 0, workers: 1 })?)
+            let ts_unit: TsUnit = args
+                .ts_unit
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--ts-unit: use s, ms or us"))?;
+            Box::new(FileSource::open(
+                path,
+                FileOptions {
+                    ts_unit,
+                    speed: None,
+                    worker_index: 0,
+                    workers: 1,
+                },
+            )?)
         }
         (None, true) => {
-            let config = GeneratorConfig { seed: args.seed, limit: Some(args.limit.unwrap_or(100_000)), ..Default::default() };
+            let config = GeneratorConfig {
+                seed: args.seed,
+                limit: Some(args.limit.unwrap_or(100_000)),
+                ..Default::default()
+            };
             Box::new(Generator::new(config, 0, 1)?)
         }
         (None, false) => bail!("give --trace FILE or --generator"),
@@ -75,7 +95,12 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
             break;
         }
     }
-    producer.flush(Duration::from_secs(60)).context("flushing the producer")?;
-    eprintln!("shardcast: sent {sent} events to {} ({skipped} unreadable records not sent)", args.to);
+    producer
+        .flush(Duration::from_secs(60))
+        .context("flushing the producer")?;
+    eprintln!(
+        "shardcast: sent {sent} events to {} ({skipped} unreadable records not sent)",
+        args.to
+    );
     Ok(())
 }

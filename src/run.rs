@@ -97,7 +97,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let ctrlc_stop = stop.clone();
-    ctrlc::set_handler(move || ctrlc_stop.store(true, Ordering::Relaxed)).context("installing the Ctrl-C handler")?;
+    ctrlc::set_handler(move || ctrlc_stop.store(true, Ordering::Relaxed))
+        .context("installing the Ctrl-C handler")?;
 
     let options = job_options(&pipeline, source, args.exit_at_end);
     let workers = options.workers;
@@ -119,7 +120,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     collector.finish()?;
-    job.join().map_err(|_| anyhow::anyhow!("the dataflow thread panicked"))?.map_err(anyhow::Error::msg)?;
+    job.join()
+        .map_err(|_| anyhow::anyhow!("the dataflow thread panicked"))?
+        .map_err(anyhow::Error::msg)?;
     if let Some(failure) = collector.failure() {
         bail!("{failure}");
     }
@@ -136,7 +139,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 /// The job options of a pipeline.
-pub fn job_options(pipeline: &PipelineConfig, source: SourceSpec, exit_when_finished: bool) -> JobOptions {
+pub fn job_options(
+    pipeline: &PipelineConfig,
+    source: SourceSpec,
+    exit_when_finished: bool,
+) -> JobOptions {
     JobOptions {
         source,
         workers: *pipeline.workers.get_ref(),
@@ -155,16 +162,25 @@ fn build_sinks(pipeline: &PipelineConfig) -> anyhow::Result<Box<dyn Sink>> {
         sinks.push(Box::new(JsonLinesSink::stdout()));
     }
     if let Some(path) = &s.jsonl {
-        sinks.push(Box::new(JsonLinesSink::file(path).with_context(|| format!("sinks.jsonl {path}"))?));
+        sinks.push(Box::new(
+            JsonLinesSink::file(path).with_context(|| format!("sinks.jsonl {path}"))?,
+        ));
     }
     if let Some(url) = &s.kafka {
         let (brokers, topic) = parse_kafka_url(url).context("sinks.kafka")?;
-        sinks.push(Box::new(KafkaChangelogSink::new(&brokers, &topic).context("sinks.kafka")?));
+        sinks.push(Box::new(
+            KafkaChangelogSink::new(&brokers, &topic).context("sinks.kafka")?,
+        ));
     }
     if let Some(url) = &s.redis {
         let prefix = s.redis_prefix.clone().unwrap_or_else(|| "shardcast".into());
-        let tables = s.redis_tables.clone().unwrap_or_else(|| vec!["assignments".into()]);
-        sinks.push(Box::new(RedisTableSink::new(url, &prefix, tables).context("sinks.redis")?));
+        let tables = s
+            .redis_tables
+            .clone()
+            .unwrap_or_else(|| vec!["assignments".into()]);
+        sinks.push(Box::new(
+            RedisTableSink::new(url, &prefix, tables).context("sinks.redis")?,
+        ));
     }
     Ok(Box::new(Fanout::new(sinks)))
 }

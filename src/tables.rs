@@ -110,7 +110,10 @@ impl TableRow {
     pub fn from_decision(decision: &Decision) -> Vec<TableRow> {
         match decision {
             Decision::KeyLoad { key, accesses } => {
-                vec![TableRow::KeyLoad(KeyLoadRow { key: key.clone(), accesses: *accesses as i64 })]
+                vec![TableRow::KeyLoad(KeyLoadRow {
+                    key: key.clone(),
+                    accesses: *accesses as i64,
+                })]
             }
             Decision::Affinity { customer, affinity } => affinity
                 .regions
@@ -126,7 +129,10 @@ impl TableRow {
                     })
                 })
                 .collect(),
-            Decision::Assignment { customer, assignment } => vec![TableRow::Assignment(AssignmentRow {
+            Decision::Assignment {
+                customer,
+                assignment,
+            } => vec![TableRow::Assignment(AssignmentRow {
                 customer: customer.clone(),
                 partition: assignment.partition.clone(),
                 home: assignment.home.clone(),

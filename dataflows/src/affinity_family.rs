@@ -2,7 +2,9 @@
 
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
-use shardcast_operators::{Affinity, AffinityVectors, Assignment, ChoosePartition, PartitionPolicy, SlidingWindow};
+use shardcast_operators::{
+    Affinity, AffinityVectors, Assignment, ChoosePartition, PartitionPolicy, SlidingWindow,
+};
 use shardcast_sources::Event;
 
 /// An access as this family reads it: `(key, customer, home, region)`.
@@ -45,13 +47,20 @@ pub fn home_of(event: &Event, policy: &PartitionPolicy) -> String {
         return String::new();
     }
     // FNV-1a: stable across processes and versions, unlike the std hasher.
-    let hash = event.client.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let hash = event.client.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
     policy.partitions[(hash % policy.partitions.len() as u64) as usize].clone()
 }
 
 /// The tuple this family reads from an event.
 pub fn access_of(event: &Event, policy: &PartitionPolicy) -> AccessTuple {
-    (event.key.clone(), event.client.clone(), home_of(event, policy), event.region.clone())
+    (
+        event.key.clone(),
+        event.client.clone(),
+        home_of(event, policy),
+        event.region.clone(),
+    )
 }
 
 /// Builds the family over `accesses` (each inserted at its epoch): a window of `window` epochs, then
@@ -66,12 +75,20 @@ pub fn affinity_family<'scope>(
         .clone()
         .map(|(key, _, _, _)| key)
         .count()
-        .map(|(key, accesses)| Decision::KeyLoad { key, accesses: accesses as u64 });
-    let affinity = windowed.map(|(_, customer, home, region)| (customer, (home, region))).affinity_vectors();
+        .map(|(key, accesses)| Decision::KeyLoad {
+            key,
+            accesses: accesses as u64,
+        });
+    let affinity = windowed
+        .map(|(_, customer, home, region)| (customer, (home, region)))
+        .affinity_vectors();
     let assignments = affinity
         .clone()
         .choose_partition(policy)
-        .map(|(customer, assignment)| Decision::Assignment { customer, assignment });
+        .map(|(customer, assignment)| Decision::Assignment {
+            customer,
+            assignment,
+        });
     let affinity = affinity.map(|(customer, affinity)| Decision::Affinity { customer, affinity });
     key_load.concat(affinity).concat(assignments)
 }
@@ -86,13 +103,31 @@ mod tests {
     fn decisions_of(state: &reference::FamilyState) -> Vec<(Decision, isize)> {
         let mut rows: Vec<(Decision, isize)> = Vec::new();
         for (key, n) in &state.key_load {
-            rows.push((Decision::KeyLoad { key: key.clone(), accesses: *n }, 1));
+            rows.push((
+                Decision::KeyLoad {
+                    key: key.clone(),
+                    accesses: *n,
+                },
+                1,
+            ));
         }
         for (customer, affinity) in &state.affinity {
-            rows.push((Decision::Affinity { customer: customer.clone(), affinity: affinity.clone() }, 1));
+            rows.push((
+                Decision::Affinity {
+                    customer: customer.clone(),
+                    affinity: affinity.clone(),
+                },
+                1,
+            ));
         }
         for (customer, assignment) in &state.assignments {
-            rows.push((Decision::Assignment { customer: customer.clone(), assignment: assignment.clone() }, 1));
+            rows.push((
+                Decision::Assignment {
+                    customer: customer.clone(),
+                    assignment: assignment.clone(),
+                },
+                1,
+            ));
         }
         rows.sort();
         rows
@@ -107,7 +142,11 @@ mod tests {
         for round in 0..12 {
             let window = rng.random_range(2..8);
             let policy = PartitionPolicy {
-                partitions: if round % 2 == 0 { vec![] } else { regions.iter().map(|r| r.to_string()).collect() },
+                partitions: if round % 2 == 0 {
+                    vec![]
+                } else {
+                    regions.iter().map(|r| r.to_string()).collect()
+                },
                 static_weight: 0.5,
                 affinity_weight: 0.5,
                 load_weight: rng.random_range(0.0..0.6),
@@ -129,14 +168,27 @@ mod tests {
             let last = 30;
             let inserts: Vec<(AccessTuple, u64)> = accesses
                 .iter()
-                .map(|a| ((a.key.clone(), a.customer.clone(), a.home.clone(), a.region.clone()), a.epoch))
+                .map(|a| {
+                    (
+                        (
+                            a.key.clone(),
+                            a.customer.clone(),
+                            a.home.clone(),
+                            a.region.clone(),
+                        ),
+                        a.epoch,
+                    )
+                })
                 .collect();
             let p = policy.clone();
             let states = run_collection(inserts, last, move |c| affinity_family(c, window, p));
             let expected = reference::affinity_family(&accesses, window, &policy, last);
             for epoch in 0..=last {
                 let want = decisions_of(&reference::state_at(&expected, epoch));
-                assert_eq!(states[&epoch], want, "round {round} epoch {epoch} window {window} policy {policy:?}");
+                assert_eq!(
+                    states[&epoch], want,
+                    "round {round} epoch {epoch} window {window} policy {policy:?}"
+                );
             }
         }
     }

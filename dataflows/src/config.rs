@@ -107,7 +107,10 @@ pub struct FileConfig {
 
 impl Default for FileConfig {
     fn default() -> Self {
-        FileConfig { ts_unit: "s".into(), speed: 0.0 }
+        FileConfig {
+            ts_unit: "s".into(),
+            speed: 0.0,
+        }
     }
 }
 
@@ -123,7 +126,10 @@ pub struct KafkaConfig {
 
 impl Default for KafkaConfig {
     fn default() -> Self {
-        KafkaConfig { group: "shardcast".into(), idle_timeout: Millis(5_000) }
+        KafkaConfig {
+            group: "shardcast".into(),
+            idle_timeout: Millis(5_000),
+        }
     }
 }
 
@@ -187,7 +193,9 @@ pub struct SqlConfig {
 
 impl Default for SqlConfig {
     fn default() -> Self {
-        SqlConfig { listen: "127.0.0.1:5433".into() }
+        SqlConfig {
+            listen: "127.0.0.1:5433".into(),
+        }
     }
 }
 
@@ -221,10 +229,16 @@ pub fn load_pipeline(path: Option<&Path>, name: &str) -> Result<PipelineConfig, 
     let (file, text) = match path {
         Some(p) => {
             let file = p.display().to_string();
-            let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+            let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                file: file.clone(),
+                source,
+            })?;
             (file, text)
         }
-        None => ("pipelines.toml (embedded default)".to_string(), DEFAULT_PIPELINES.to_string()),
+        None => (
+            "pipelines.toml (embedded default)".to_string(),
+            DEFAULT_PIPELINES.to_string(),
+        ),
     };
     parse_pipeline(&file, &text, name)
 }
@@ -236,25 +250,39 @@ pub fn parse_pipeline(file: &str, text: &str, name: &str) -> Result<PipelineConf
         line: span.map(|s| line_of(text, s.start)).unwrap_or(0),
         reason,
     };
-    let parsed: PipelinesFile = toml::from_str(text).map_err(|e| invalid(e.span(), e.message().to_string()))?;
+    let parsed: PipelinesFile =
+        toml::from_str(text).map_err(|e| invalid(e.span(), e.message().to_string()))?;
     let Some(spanned) = parsed.pipeline.get(name) else {
         let names: Vec<&str> = parsed.pipeline.keys().map(String::as_str).collect();
-        return Err(invalid(None, format!("no pipeline named {name:?} (defined: {})", names.join(", "))));
+        return Err(invalid(
+            None,
+            format!("no pipeline named {name:?} (defined: {})", names.join(", ")),
+        ));
     };
     let pipeline = spanned.get_ref().clone();
     let tick = pipeline.tick.get_ref().0;
     if tick == 0 {
-        return Err(invalid(Some(pipeline.tick.span()), "tick must be greater than 0".into()));
+        return Err(invalid(
+            Some(pipeline.tick.span()),
+            "tick must be greater than 0".into(),
+        ));
     }
     let window = pipeline.window.get_ref().0;
     if window < tick || window % tick != 0 {
         return Err(invalid(
             Some(pipeline.window.span()),
-            format!("window ({}) must be a positive multiple of tick ({})", pipeline.window.get_ref(), pipeline.tick.get_ref()),
+            format!(
+                "window ({}) must be a positive multiple of tick ({})",
+                pipeline.window.get_ref(),
+                pipeline.tick.get_ref()
+            ),
         ));
     }
     if *pipeline.workers.get_ref() == 0 || *pipeline.workers.get_ref() > 256 {
-        return Err(invalid(Some(pipeline.workers.span()), "workers must be between 1 and 256".into()));
+        return Err(invalid(
+            Some(pipeline.workers.span()),
+            "workers must be between 1 and 256".into(),
+        ));
     }
     let p = pipeline.partition.get_ref();
     for (field, value) in [
@@ -276,7 +304,11 @@ pub fn parse_pipeline(file: &str, text: &str, name: &str) -> Result<PipelineConf
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
 }
 
 #[cfg(test)]
@@ -294,7 +326,10 @@ mod tests {
     #[test]
     fn accepts_minimal_pipeline() {
         let p = parse_pipeline("t.toml", GOOD, "p").unwrap();
-        assert_eq!((p.tick_ms(), p.window_epochs(), *p.workers.get_ref()), (1000, 10, 2));
+        assert_eq!(
+            (p.tick_ms(), p.window_epochs(), *p.workers.get_ref()),
+            (1000, 10, 2)
+        );
     }
 
     #[test]
@@ -307,15 +342,40 @@ mod tests {
 
     #[test]
     fn bad_values_are_rejected_with_line() {
-        let err = parse_pipeline("t.toml", "[pipeline.p]\ntick = \"1s\"\nwindow = \"1500ms\"\n", "p").unwrap_err();
-        assert!(err.to_string().starts_with("t.toml:3:") && err.to_string().contains("multiple of tick"), "{err}");
-        let err = parse_pipeline("t.toml", "[pipeline.p]\ntick = \"1q\"\nwindow = \"1s\"\n", "p").unwrap_err();
-        assert!(err.to_string().starts_with("t.toml:2:") && err.to_string().contains("unknown unit"), "{err}");
-        let err = parse_pipeline("t.toml", "[pipeline.p]\ntick = \"1s\"\nwindow = \"1s\"\nworkers = 0\n", "p").unwrap_err();
+        let err = parse_pipeline(
+            "t.toml",
+            "[pipeline.p]\ntick = \"1s\"\nwindow = \"1500ms\"\n",
+            "p",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("t.toml:3:")
+                && err.to_string().contains("multiple of tick"),
+            "{err}"
+        );
+        let err = parse_pipeline(
+            "t.toml",
+            "[pipeline.p]\ntick = \"1q\"\nwindow = \"1s\"\n",
+            "p",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("t.toml:2:") && err.to_string().contains("unknown unit"),
+            "{err}"
+        );
+        let err = parse_pipeline(
+            "t.toml",
+            "[pipeline.p]\ntick = \"1s\"\nwindow = \"1s\"\nworkers = 0\n",
+            "p",
+        )
+        .unwrap_err();
         assert!(err.to_string().starts_with("t.toml:4:"), "{err}");
         let err = parse_pipeline("t.toml", GOOD, "q").unwrap_err();
         assert!(err.to_string().contains("no pipeline named \"q\""), "{err}");
         let text = "[pipeline.p]\ntick = \"1s\"\nwindow = \"1s\"\nsource = \"ftp://x\"\n";
-        assert!(parse_pipeline("t.toml", text, "p").unwrap_err().to_string().contains("source"));
+        assert!(parse_pipeline("t.toml", text, "p")
+            .unwrap_err()
+            .to_string()
+            .contains("source"));
     }
 }

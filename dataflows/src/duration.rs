@@ -13,17 +13,23 @@ impl Millis {
     /// Parses `"<number><unit>"` with unit `ms`, `s`, `m` or `h`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
-        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
-        let number: u64 = number
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}: expected a whole number followed by ms, s, m or h"))?;
+        let number: u64 = number.parse().map_err(|_| {
+            format!("invalid duration {text:?}: expected a whole number followed by ms, s, m or h")
+        })?;
         let scale = match unit.trim() {
             "ms" => 1,
             "s" | "" => 1_000,
             "m" => 60_000,
             "h" => 3_600_000,
-            other => return Err(format!("invalid duration {text:?}: unknown unit {other:?} (use ms, s, m or h)")),
+            other => {
+                return Err(format!(
+                    "invalid duration {text:?}: unknown unit {other:?} (use ms, s, m or h)"
+                ))
+            }
         };
         Ok(Millis(number * scale))
     }
@@ -58,7 +64,9 @@ impl<'de> Deserialize<'de> for Millis {
                 Millis::parse(v).map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Millis, E> {
-                u64::try_from(v).map(Millis).map_err(|_| E::custom("a duration cannot be negative"))
+                u64::try_from(v)
+                    .map(Millis)
+                    .map_err(|_| E::custom("a duration cannot be negative"))
             }
         }
         d.deserialize_any(MillisVisitor)

@@ -26,7 +26,12 @@ pub enum InMemoryDataflow {
 
 /// Runs `dataflow` over `events` (sorted by time) on `workers` threads, event `i` on worker
 /// `i % workers`, epochs of `tick_ms`. Returns the wall time and the number of output changes.
-pub fn run_in_memory(events: Arc<Vec<Event>>, workers: usize, tick_ms: u64, dataflow: InMemoryDataflow) -> (Duration, u64) {
+pub fn run_in_memory(
+    events: Arc<Vec<Event>>,
+    workers: usize,
+    tick_ms: u64,
+    dataflow: InMemoryDataflow,
+) -> (Duration, u64) {
     let outputs = Arc::new(AtomicU64::new(0));
     let counter = outputs.clone();
     let started = Instant::now();
@@ -41,20 +46,24 @@ pub fn run_in_memory(events: Arc<Vec<Event>>, workers: usize, tick_ms: u64, data
         let (mut input, probe) = worker.dataflow::<u64, _, _>(move |scope| {
             let (input, accesses) = scope.new_collection::<AccessTuple, isize>();
             let probe = match dataflow {
-                InMemoryDataflow::BareCount => accesses
-                    .map(|(key, _, _, _)| key)
-                    .count()
-                    .inspect(move |_| {
-                        counter.fetch_add(1, Ordering::Relaxed);
-                    })
-                    .probe()
-                    .0,
-                InMemoryDataflow::AffinityFamily { window, policy } => affinity_family(accesses, window, policy)
-                    .inspect(move |_| {
-                        counter.fetch_add(1, Ordering::Relaxed);
-                    })
-                    .probe()
-                    .0,
+                InMemoryDataflow::BareCount => {
+                    accesses
+                        .map(|(key, _, _, _)| key)
+                        .count()
+                        .inspect(move |_| {
+                            counter.fetch_add(1, Ordering::Relaxed);
+                        })
+                        .probe()
+                        .0
+                }
+                InMemoryDataflow::AffinityFamily { window, policy } => {
+                    affinity_family(accesses, window, policy)
+                        .inspect(move |_| {
+                            counter.fetch_add(1, Ordering::Relaxed);
+                        })
+                        .probe()
+                        .0
+                }
             };
             (input, probe)
         });

@@ -79,7 +79,11 @@ pub enum WorkerReport {
 
 /// Runs the job on `options.workers` threads until a finite source is done (with
 /// `exit_when_finished`) or `stop` is set. Reports go to `reports`.
-pub fn run_job(options: JobOptions, reports: Sender<WorkerReport>, stop: Arc<AtomicBool>) -> Result<(), String> {
+pub fn run_job(
+    options: JobOptions,
+    reports: Sender<WorkerReport>,
+    stop: Arc<AtomicBool>,
+) -> Result<(), String> {
     let workers = options.workers.max(1);
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         let index = worker.index();
@@ -104,7 +108,10 @@ pub fn run_job(options: JobOptions, reports: Sender<WorkerReport>, stop: Arc<Ato
         let mut source = match options.source.open(index, peers) {
             Ok(source) => source,
             Err(e) => {
-                let _ = reports.send(WorkerReport::Failed { worker: index, error: e.to_string() });
+                let _ = reports.send(WorkerReport::Failed {
+                    worker: index,
+                    error: e.to_string(),
+                });
                 worker.drop_dataflow(dataflow);
                 return;
             }
@@ -127,7 +134,10 @@ pub fn run_job(options: JobOptions, reports: Sender<WorkerReport>, stop: Arc<Ato
                 let batch = match source.poll(4096) {
                     Ok(batch) => batch,
                     Err(e) => {
-                        let _ = reports.send(WorkerReport::Failed { worker: index, error: e.to_string() });
+                        let _ = reports.send(WorkerReport::Failed {
+                            worker: index,
+                            error: e.to_string(),
+                        });
                         break;
                     }
                 };
@@ -145,7 +155,11 @@ pub fn run_job(options: JobOptions, reports: Sender<WorkerReport>, stop: Arc<Ato
                                     input.time(),
                                     options.lateness_ms
                                 );
-                                dead.push(DeadLetter::new(format!("worker {index}"), reason, &encode_json(&event)));
+                                dead.push(DeadLetter::new(
+                                    format!("worker {index}"),
+                                    reason,
+                                    &encode_json(&event),
+                                ));
                             } else {
                                 input.update_at(access_of(&event, &policy), epoch, 1);
                                 max_epoch = max_epoch.max(Some(epoch));
@@ -156,7 +170,11 @@ pub fn run_job(options: JobOptions, reports: Sender<WorkerReport>, stop: Arc<Ato
                     }
                 }
                 if !dead.is_empty() {
-                    let _ = reports.send(WorkerReport::DeadLetters { worker: index, epoch: *input.time(), letters: dead });
+                    let _ = reports.send(WorkerReport::DeadLetters {
+                        worker: index,
+                        epoch: *input.time(),
+                        letters: dead,
+                    });
                 }
                 if let Some(progress) = batch.progress_ms {
                     let watermark = progress.saturating_sub(options.lateness_ms) / tick;
@@ -177,11 +195,19 @@ pub fn run_job(options: JobOptions, reports: Sender<WorkerReport>, stop: Arc<Ato
 
             let changes = std::mem::take(&mut *captured.borrow_mut());
             if !changes.is_empty() {
-                let _ = reports.send(WorkerReport::Changes { worker: index, changes });
+                let _ = reports.send(WorkerReport::Changes {
+                    worker: index,
+                    changes,
+                });
             }
             let frontier = probe.with_frontier(|f| f.first().copied());
             if reported != Some(frontier) || events >= reported_events + 100_000 {
-                let _ = reports.send(WorkerReport::Progress { worker: index, frontier, events, late });
+                let _ = reports.send(WorkerReport::Progress {
+                    worker: index,
+                    frontier,
+                    events,
+                    late,
+                });
                 reported = Some(frontier);
                 reported_events = events;
             }

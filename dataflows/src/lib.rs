@@ -10,8 +10,8 @@ mod source_spec;
 
 pub use affinity_family::{access_of, affinity_family, home_of, AccessTuple, Decision};
 pub use config::{
-    load_pipeline, parse_pipeline, ConfigError, FileConfig, KafkaConfig, PartitionConfig, PipelineConfig,
-    PipelinesFile, SinksConfig, SqlConfig, DEFAULT_PIPELINES,
+    load_pipeline, parse_pipeline, ConfigError, FileConfig, KafkaConfig, PartitionConfig,
+    PipelineConfig, PipelinesFile, SinksConfig, SqlConfig, DEFAULT_PIPELINES,
 };
 pub use duration::Millis;
 pub use in_memory::{run_in_memory, InMemoryDataflow};

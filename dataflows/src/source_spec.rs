@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use shardcast_sources::{
-    parse_kafka_url, FileOptions, FileSource, Generator, GeneratorConfig, KafkaSource, KafkaSourceConfig, Source,
-    SourceError, TsUnit,
+    parse_kafka_url, FileOptions, FileSource, Generator, GeneratorConfig, KafkaSource,
+    KafkaSourceConfig, Source, SourceError, TsUnit,
 };
 
 use crate::PipelineConfig;
@@ -35,15 +35,22 @@ impl SourceSpec {
         }
         if let Some(path) = url.strip_prefix("file:") {
             if path.is_empty() {
-                return Err(SourceError::Invalid("file: needs a path, e.g. file:trace.csv.gz".into()));
+                return Err(SourceError::Invalid(
+                    "file: needs a path, e.g. file:trace.csv.gz".into(),
+                ));
             }
-            let ts_unit: TsUnit = pipeline
-                .file
-                .ts_unit
-                .parse()
-                .map_err(|_| SourceError::Invalid(format!("file.ts_unit {:?}: use s, ms or us", pipeline.file.ts_unit)))?;
+            let ts_unit: TsUnit = pipeline.file.ts_unit.parse().map_err(|_| {
+                SourceError::Invalid(format!(
+                    "file.ts_unit {:?}: use s, ms or us",
+                    pipeline.file.ts_unit
+                ))
+            })?;
             let speed = (pipeline.file.speed > 0.0).then_some(pipeline.file.speed);
-            return Ok(SourceSpec::File { path: PathBuf::from(path), ts_unit, speed });
+            return Ok(SourceSpec::File {
+                path: PathBuf::from(path),
+                ts_unit,
+                speed,
+            });
         }
         if url.starts_with("kafka://") {
             let (brokers, topic) = parse_kafka_url(url)?;
@@ -62,12 +69,25 @@ impl SourceSpec {
     /// Opens worker `index`'s share of the source (of `peers` workers).
     pub fn open(&self, index: usize, peers: usize) -> Result<Box<dyn Source>, SourceError> {
         Ok(match self {
-            SourceSpec::Generator(config) => Box::new(Generator::new(config.clone(), index, peers)?),
-            SourceSpec::File { path, ts_unit, speed } => Box::new(FileSource::open(
+            SourceSpec::Generator(config) => {
+                Box::new(Generator::new(config.clone(), index, peers)?)
+            }
+            SourceSpec::File {
                 path,
-                FileOptions { ts_unit: *ts_unit, speed: *speed, worker_index: index, workers: peers },
+                ts_unit,
+                speed,
+            } => Box::new(FileSource::open(
+                path,
+                FileOptions {
+                    ts_unit: *ts_unit,
+                    speed: *speed,
+                    worker_index: index,
+                    workers: peers,
+                },
             )?),
-            SourceSpec::Kafka(config) => Box::new(KafkaSource::for_worker(config.clone(), index, peers)?),
+            SourceSpec::Kafka(config) => {
+                Box::new(KafkaSource::for_worker(config.clone(), index, peers)?)
+            }
         })
     }
 
@@ -76,7 +96,9 @@ impl SourceSpec {
         match self {
             SourceSpec::Generator(c) => format!("generator (seed {})", c.seed),
             SourceSpec::File { path, .. } => format!("file {}", path.display()),
-            SourceSpec::Kafka(c) => format!("kafka://{}/{} (group {})", c.brokers, c.topic, c.group_id),
+            SourceSpec::Kafka(c) => {
+                format!("kafka://{}/{} (group {})", c.brokers, c.topic, c.group_id)
+            }
         }
     }
 }

@@ -20,7 +20,9 @@ pub struct Affinity {
 impl Affinity {
     /// Builds the vector from per-(home, region) access counts; the home is the most frequent one
     /// (ties broken by name) so one odd record cannot flip it.
-    pub fn from_counts<'a>(counts: impl IntoIterator<Item = (&'a str, &'a str, u64)>) -> Option<Self> {
+    pub fn from_counts<'a>(
+        counts: impl IntoIterator<Item = (&'a str, &'a str, u64)>,
+    ) -> Option<Self> {
         let mut homes: BTreeMap<&str, u64> = BTreeMap::new();
         let mut regions: BTreeMap<String, u64> = BTreeMap::new();
         let mut total = 0;
@@ -124,7 +126,8 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
         let names = ["a", "b", "c"];
         for round in 0..10 {
-            let updates: Vec<((u32, (String, String)), u64)> = (0..rng.random_range(1..60))
+            type Access = (u32, (String, String));
+            let updates: Vec<(Access, u64)> = (0..rng.random_range(1..60))
                 .map(|_| {
                     let customer = rng.random_range(0..4);
                     let home = names[rng.random_range(0..2)].to_string();
@@ -136,20 +139,31 @@ mod tests {
             let states = run_collection(updates.clone(), last, |c| c.affinity_vectors());
             for epoch in 0..=last {
                 // Reference: accumulate every access up to `epoch`, group by customer by hand.
-                let mut per_customer: BTreeMap<u32, BTreeMap<(String, String), u64>> = BTreeMap::new();
+                let mut per_customer: BTreeMap<u32, BTreeMap<(String, String), u64>> =
+                    BTreeMap::new();
                 for ((customer, hr), t) in &updates {
                     if *t <= epoch {
-                        *per_customer.entry(*customer).or_default().entry(hr.clone()).or_default() += 1;
+                        *per_customer
+                            .entry(*customer)
+                            .or_default()
+                            .entry(hr.clone())
+                            .or_default() += 1;
                     }
                 }
                 let expected: Vec<((u32, Affinity), isize)> = per_customer
                     .into_iter()
                     .filter_map(|(c, m)| {
-                        Affinity::from_counts(m.iter().map(|((h, r), n)| (h.as_str(), r.as_str(), *n)))
-                            .map(|a| ((c, a), 1))
+                        Affinity::from_counts(
+                            m.iter().map(|((h, r), n)| (h.as_str(), r.as_str(), *n)),
+                        )
+                        .map(|a| ((c, a), 1))
                     })
                     .collect();
-                assert_eq!(states.get(&epoch).cloned().unwrap_or_default(), expected, "round {round} epoch {epoch}");
+                assert_eq!(
+                    states.get(&epoch).cloned().unwrap_or_default(),
+                    expected,
+                    "round {round} epoch {epoch}"
+                );
             }
         }
     }

@@ -107,8 +107,13 @@ impl PartitionPolicy {
 
     /// The score of `partition` for a customer with `affinity`, given the current loads.
     pub fn score(&self, partition: &str, affinity: &Affinity, loads: &PartitionLoads) -> f64 {
-        let home = if partition == affinity.home { self.static_weight } else { 0.0 };
-        home + self.affinity_weight * affinity.share(partition) - self.load_weight * loads.share(partition)
+        let home = if partition == affinity.home {
+            self.static_weight
+        } else {
+            0.0
+        };
+        home + self.affinity_weight * affinity.share(partition)
+            - self.load_weight * loads.share(partition)
     }
 
     /// The partition with the highest score; ties go to the smallest name so every worker and the
@@ -134,9 +139,18 @@ impl PartitionPolicy {
         epoch: u64,
     ) -> Option<Assignment> {
         let (best, best_score) = self.best(affinity, loads)?;
-        let fresh = Assignment { partition: best, home: affinity.home.clone(), since: epoch };
-        let Some(current) = current else { return Some(fresh) };
-        let stay = Assignment { home: affinity.home.clone(), ..current.clone() };
+        let fresh = Assignment {
+            partition: best,
+            home: affinity.home.clone(),
+            since: epoch,
+        };
+        let Some(current) = current else {
+            return Some(fresh);
+        };
+        let stay = Assignment {
+            home: affinity.home.clone(),
+            ..current.clone()
+        };
         if fresh.partition == current.partition || epoch < current.since + self.min_dwell {
             return Some(stay);
         }
@@ -148,6 +162,11 @@ impl PartitionPolicy {
         }
     }
 }
+
+/// A change to one partition's load, as it travels around the feedback loop.
+type LoadUpdate = ((String, isize), u64, isize);
+/// A change to one customer's affinity vector.
+type AffinityChange<K> = ((K, Affinity), isize);
 
 /// Chooses a partition for every customer with an affinity vector.
 ///
@@ -179,16 +198,22 @@ impl PartitionPolicy {
 /// ```
 pub trait ChoosePartition<'scope, K> {
     /// One [`Assignment`] per customer.
-    fn choose_partition(self, policy: PartitionPolicy) -> VecCollection<'scope, u64, (K, Assignment)>;
+    fn choose_partition(
+        self,
+        policy: PartitionPolicy,
+    ) -> VecCollection<'scope, u64, (K, Assignment)>;
 }
 
 impl<'scope, K> ChoosePartition<'scope, K> for VecCollection<'scope, u64, (K, Affinity)>
 where
     K: ExchangeData + Hashable + Hash,
 {
-    fn choose_partition(self, policy: PartitionPolicy) -> VecCollection<'scope, u64, (K, Assignment)> {
+    fn choose_partition(
+        self,
+        policy: PartitionPolicy,
+    ) -> VecCollection<'scope, u64, (K, Assignment)> {
         let scope = self.scope();
-        let (loop_handle, fed_back) = scope.feedback::<Vec<((String, isize), u64, isize)>>(1);
+        let (loop_handle, fed_back) = scope.feedback::<Vec<LoadUpdate>>(1);
         let loads = fed_back.broadcast();
 
         let assignments = self
@@ -201,7 +226,8 @@ where
                 "ChoosePartition",
                 move |_capability, _info| {
                     let mut caps = CapabilitySet::<u64>::new();
-                    let mut pending: BTreeMap<u64, Vec<((K, Affinity), isize)>> = BTreeMap::new();
+                    // Affinity changes by epoch, waiting for both frontiers to pass the epoch.
+                    let mut pending: BTreeMap<u64, Vec<AffinityChange<K>>> = BTreeMap::new();
                     let mut pending_loads: BTreeMap<u64, Vec<(String, isize)>> = BTreeMap::new();
                     let mut loads = PartitionLoads::default();
                     let mut affinities: HashMap<K, BTreeMap<Affinity, isize>> = HashMap::new();
@@ -252,14 +278,15 @@ where
                             let cap = caps.delayed(&t);
                             let mut session = output.session(&cap);
                             for k in touched {
-                                let affinity = affinities
-                                    .get(&k)
-                                    .and_then(|m| m.iter().find(|(_, r)| **r > 0).map(|(a, _)| a.clone()));
+                                let affinity = affinities.get(&k).and_then(|m| {
+                                    m.iter().find(|(_, r)| **r > 0).map(|(a, _)| a.clone())
+                                });
                                 if affinities.get(&k).is_some_and(|m| m.is_empty()) {
                                     affinities.remove(&k);
                                 }
                                 let before = current.get(&k).cloned();
-                                let after = affinity.and_then(|a| policy.decide(before.as_ref(), &a, &loads, t));
+                                let after = affinity
+                                    .and_then(|a| policy.decide(before.as_ref(), &a, &loads, t));
                                 if before == after {
                                     continue;
                                 }
@@ -299,7 +326,9 @@ where
         assignments
             .clone()
             .map(|(k, a)| (k, a.partition))
-            .join_map(customer_load, |_k, partition, total| (partition.clone(), *total))
+            .join_map(customer_load, |_k, partition, total| {
+                (partition.clone(), *total)
+            })
             .explode(|(partition, total)| Some((partition, total as isize)))
             .count()
             .delay(|t| t + 1)
@@ -339,7 +368,11 @@ mod tests {
         let a = affinity("eu", &[("us", 10)]);
         assert_eq!(seed.score("us", &a, &loads), seed.score("eu", &a, &loads));
         // The default weights (0.4 / 0.6) let a dominant affinity win.
-        let policy = PartitionPolicy { load_weight: 0.0, hysteresis: 0.0, ..Default::default() };
+        let policy = PartitionPolicy {
+            load_weight: 0.0,
+            hysteresis: 0.0,
+            ..Default::default()
+        };
         assert_eq!(policy.best(&a, &loads).unwrap().0, "us");
         let a = affinity("eu", &[("eu", 5), ("us", 5)]);
         assert_eq!(policy.best(&a, &loads).unwrap().0, "eu");
@@ -347,22 +380,47 @@ mod tests {
 
     #[test]
     fn hysteresis_and_dwell_hold_a_customer() {
-        let policy = PartitionPolicy { load_weight: 0.0, hysteresis: 0.2, min_dwell: 5, ..Default::default() };
+        let policy = PartitionPolicy {
+            load_weight: 0.0,
+            hysteresis: 0.2,
+            min_dwell: 5,
+            ..Default::default()
+        };
         let loads = PartitionLoads::default();
-        let on_eu = Assignment { partition: "eu".into(), home: "eu".into(), since: 0 };
+        let on_eu = Assignment {
+            partition: "eu".into(),
+            home: "eu".into(),
+            since: 0,
+        };
         // us scores 0.6 vs eu 0.4: a gain of 0.2, not more than the hysteresis, so it stays.
         let a = affinity("eu", &[("us", 10)]);
-        assert_eq!(policy.decide(Some(&on_eu), &a, &loads, 10).unwrap().partition, "eu");
+        assert_eq!(
+            policy
+                .decide(Some(&on_eu), &a, &loads, 10)
+                .unwrap()
+                .partition,
+            "eu"
+        );
         // A home elsewhere makes us score 1.0 vs eu 0.0: it moves, but not inside the dwell time.
         let a = affinity("us", &[("us", 10)]);
-        assert_eq!(policy.decide(Some(&on_eu), &a, &loads, 3).unwrap().partition, "eu");
+        assert_eq!(
+            policy
+                .decide(Some(&on_eu), &a, &loads, 3)
+                .unwrap()
+                .partition,
+            "eu"
+        );
         let moved = policy.decide(Some(&on_eu), &a, &loads, 10).unwrap();
         assert_eq!((moved.partition.as_str(), moved.since), ("us", 10));
     }
 
     #[test]
     fn load_penalty_steers_away_from_a_loaded_partition() {
-        let policy = PartitionPolicy { load_weight: 1.0, hysteresis: 0.0, ..Default::default() };
+        let policy = PartitionPolicy {
+            load_weight: 1.0,
+            hysteresis: 0.0,
+            ..Default::default()
+        };
         let mut loads = PartitionLoads::default();
         loads.update("us", 90);
         loads.update("eu", 10);

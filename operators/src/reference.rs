@@ -51,7 +51,10 @@ pub fn affinity_family(
     let mut states = Vec::new();
     let mut state = FamilyState::default();
     for &t in epochs.iter().filter(|t| **t <= last) {
-        let in_window: Vec<&Access> = accesses.iter().filter(|a| a.epoch <= t && t < a.epoch + window).collect();
+        let in_window: Vec<&Access> = accesses
+            .iter()
+            .filter(|a| a.epoch <= t && t < a.epoch + window)
+            .collect();
         let mut key_load = BTreeMap::new();
         let mut counts: BTreeMap<&str, BTreeMap<(&str, &str), u64>> = BTreeMap::new();
         for a in &in_window {
@@ -64,7 +67,10 @@ pub fn affinity_family(
         }
         let affinity: BTreeMap<String, Affinity> = counts
             .into_iter()
-            .filter_map(|(c, m)| Affinity::from_counts(m.into_iter().map(|((h, r), n)| (h, r, n))).map(|a| (c.to_string(), a)))
+            .filter_map(|(c, m)| {
+                Affinity::from_counts(m.into_iter().map(|((h, r), n)| (h, r, n)))
+                    .map(|a| (c.to_string(), a))
+            })
             .collect();
         // Loads at the end of the previous epoch.
         let mut loads = PartitionLoads::default();
@@ -89,7 +95,11 @@ pub fn affinity_family(
                 }
             }
         }
-        state = FamilyState { key_load, affinity, assignments };
+        state = FamilyState {
+            key_load,
+            affinity,
+            assignments,
+        };
         states.push((t, state.clone()));
     }
     states
@@ -97,5 +107,10 @@ pub fn affinity_family(
 
 /// The state at the end of epoch `at` (the last change at or before it).
 pub fn state_at(states: &[(u64, FamilyState)], at: u64) -> FamilyState {
-    states.iter().rev().find(|(t, _)| *t <= at).map(|(_, s)| s.clone()).unwrap_or_default()
+    states
+        .iter()
+        .rev()
+        .find(|(t, _)| *t <= at)
+        .map(|(_, s)| s.clone())
+        .unwrap_or_default()
 }

@@ -10,7 +10,11 @@ use differential_dataflow::VecCollection;
 /// the accumulated output collection at each epoch `0..=last` as sorted `(datum, count)` lists.
 ///
 /// Reference implementations compare against this, as differential's own `reduce` tests do.
-pub fn run_collection<D, D2, L>(inserts: Vec<(D, u64)>, last: u64, logic: L) -> BTreeMap<u64, Vec<(D2, isize)>>
+pub fn run_collection<D, D2, L>(
+    inserts: Vec<(D, u64)>,
+    last: u64,
+    logic: L,
+) -> BTreeMap<u64, Vec<(D2, isize)>>
 where
     D: differential_dataflow::ExchangeData,
     D2: differential_dataflow::ExchangeData,

@@ -195,7 +195,11 @@ impl KafkaSource {
     /// Worker `index` of `workers`: it will own the topic's partitions `p` with `p % workers == index`,
     /// each from the group's committed offset (or the earliest). Only a configuration error fails here;
     /// while the broker or the topic is not reachable, `poll` retries the assignment with back-off.
-    pub fn for_worker(config: KafkaSourceConfig, index: usize, workers: usize) -> Result<Self, SourceError> {
+    pub fn for_worker(
+        config: KafkaSourceConfig,
+        index: usize,
+        workers: usize,
+    ) -> Result<Self, SourceError> {
         if config.topic.is_empty() {
             return Err(SourceError::Kafka("no topic given".into()));
         }
@@ -224,7 +228,9 @@ impl KafkaSource {
     /// Assigns this worker's partitions once the topic's metadata is known. Not knowing it yet is not an
     /// error (it is retried); a failing `assign` is.
     fn try_assign(&mut self, wait: Duration) -> Result<(), SourceError> {
-        let Some((index, workers)) = self.unassigned else { return Ok(()) };
+        let Some((index, workers)) = self.unassigned else {
+            return Ok(());
+        };
         let topic = self.config.topic.clone();
         let partitions = match self.consumer.fetch_metadata(Some(&topic), wait) {
             Ok(metadata) => metadata
@@ -241,7 +247,10 @@ impl KafkaSource {
         if partitions.is_empty() {
             return Ok(());
         }
-        let mine: Vec<i32> = partitions.into_iter().filter(|p| *p as usize % workers == index).collect();
+        let mine: Vec<i32> = partitions
+            .into_iter()
+            .filter(|p| *p as usize % workers == index)
+            .collect();
         let mut assignment = TopicPartitionList::new();
         for partition in &mine {
             assignment
@@ -251,7 +260,12 @@ impl KafkaSource {
         self.consumer
             .assign(&assignment)
             .map_err(|e| SourceError::Kafka(format!("assigning partitions of {topic}: {e}")))?;
-        self.consumer.context().assigned.lock().unwrap_or_else(|e| e.into_inner()).extend(mine.iter().copied());
+        self.consumer
+            .context()
+            .assigned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(mine.iter().copied());
         tracing::info!(topic = %topic, worker = index, partitions = ?mine, "kafka partitions assigned");
         self.unassigned = None;
         Ok(())

@@ -18,28 +18,55 @@ fn default_run_serves_sql_and_stops_cleanly_on_ctrl_c() {
             .unwrap(),
     };
     let lines = eventually(Duration::from_secs(60), "assignments over psql", || {
-        psql(port, "SELECT customer, partition FROM assignments ORDER BY 1 LIMIT 5").ok().filter(|o| o.lines().count() == 5)
+        psql(
+            port,
+            "SELECT customer, partition FROM assignments ORDER BY 1 LIMIT 5",
+        )
+        .ok()
+        .filter(|o| o.lines().count() == 5)
     });
     for line in lines.lines() {
         let (customer, partition) = line.split_once('|').unwrap();
         assert!(customer.starts_with('c'), "{line}");
-        assert!(["us-east", "eu-west", "ap-south"].contains(&partition), "{line}");
+        assert!(
+            ["us-east", "eu-west", "ap-south"].contains(&partition),
+            "{line}"
+        );
     }
     // `shardcast sql` reads the same job.
     let out = shardcast()
-        .args(["sql", "--addr", &format!("127.0.0.1:{port}"), "SELECT count(*) AS n FROM key_load"])
+        .args([
+            "sql",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "SELECT count(*) AS n FROM key_load",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains('n'), "{text}");
-    let n: u64 = text.lines().filter_map(|l| l.trim().trim_matches('|').trim().parse().ok()).next().unwrap_or(0);
+    let n: u64 = text
+        .lines()
+        .filter_map(|l| l.trim().trim_matches('|').trim().parse().ok())
+        .next()
+        .unwrap_or(0);
     assert!(n > 100, "key_load should hold many keys:\n{text}");
 
     // Ctrl-C: SIGINT stops the job cleanly with a summary.
     let pid = job.child.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
-    let status = eventually(Duration::from_secs(30), "the job to exit", || job.child.try_wait().unwrap());
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = eventually(Duration::from_secs(30), "the job to exit", || {
+        job.child.try_wait().unwrap()
+    });
     assert!(status.success(), "exit status after Ctrl-C: {status}");
     let mut stderr = String::new();
     std::io::Read::read_to_string(job.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
@@ -51,24 +78,51 @@ fn bad_config_is_rejected_with_file_line_and_reason() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[pipeline.default]\ntick = \"1s\"\nwindow = \"10s\"\n\n[pipeline.default.partition]\nstatic_wieght = 1.0\n").unwrap();
-    let out = shardcast().args(["run", "--config", path.to_str().unwrap()]).output().unwrap();
+    let out = shardcast()
+        .args(["run", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("bad.toml:6:") && stderr.contains("static_wieght"), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml:6:") && stderr.contains("static_wieght"),
+        "{stderr}"
+    );
 
-    std::fs::write(&path, "[pipeline.default]\ntick = \"1s\"\nwindow = \"2500ms\"\n").unwrap();
-    let out = shardcast().args(["run", "--config", path.to_str().unwrap()]).output().unwrap();
+    std::fs::write(
+        &path,
+        "[pipeline.default]\ntick = \"1s\"\nwindow = \"2500ms\"\n",
+    )
+    .unwrap();
+    let out = shardcast()
+        .args(["run", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("bad.toml:3:") && stderr.contains("multiple of tick"), "{stderr}");
+    assert!(
+        !out.status.success()
+            && stderr.contains("bad.toml:3:")
+            && stderr.contains("multiple of tick"),
+        "{stderr}"
+    );
 
-    let out = shardcast().args(["run", "--source", "ftp://nowhere"]).output().unwrap();
+    let out = shardcast()
+        .args(["run", "--source", "ftp://nowhere"])
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("unknown source"), "{stderr}");
+    assert!(
+        !out.status.success() && stderr.contains("unknown source"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn replays_the_nasa_trace_to_a_changelog_file() {
-    let trace = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/traces/nasa_http_19950801/nasa_19950801.normalized.csv.gz");
+    let trace = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/traces/nasa_http_19950801/nasa_19950801.normalized.csv.gz"
+    );
     assert!(
         std::path::Path::new(trace).is_file(),
         "the NASA trace is missing: the shared/ folder with traces/ must sit beside the checkout"
@@ -83,12 +137,27 @@ fn replays_the_nasa_trace_to_a_changelog_file() {
     let config_path = dir.path().join("pipelines.toml");
     std::fs::write(&config_path, config).unwrap();
     let out = shardcast()
-        .args(["run", "--config", config_path.to_str().unwrap(), "--pipeline", "nasa", "--exit-at-end", "--quiet"])
+        .args([
+            "run",
+            "--config",
+            config_path.to_str().unwrap(),
+            "--pipeline",
+            "nasa",
+            "--exit-at-end",
+            "--quiet",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("after 30969 events"), "every row of the trace is an event:\n{stderr}");
+    assert!(
+        stderr.contains("after 30969 events"),
+        "every row of the trace is an event:\n{stderr}"
+    );
     let text = std::fs::read_to_string(&out_path).unwrap();
     let mut versions = Vec::new();
     let mut assigned = std::collections::BTreeMap::new();
@@ -100,7 +169,16 @@ fn replays_the_nasa_trace_to_a_changelog_file() {
             *assigned.entry(key).or_insert(0i64) += change["diff"].as_i64().unwrap();
         }
     }
-    assert!(versions.windows(2).all(|w| w[0] <= w[1]), "versions must not go backwards");
-    assert!(assigned.values().all(|n| *n == 0 || *n == 1), "each customer has at most one live assignment");
-    assert!(assigned.values().filter(|n| **n == 1).count() > 100, "hosts in the last window get partitions");
+    assert!(
+        versions.windows(2).all(|w| w[0] <= w[1]),
+        "versions must not go backwards"
+    );
+    assert!(
+        assigned.values().all(|n| *n == 0 || *n == 1),
+        "each customer has at most one live assignment"
+    );
+    assert!(
+        assigned.values().filter(|n| **n == 1).count() > 100,
+        "hosts in the last window get partitions"
+    );
 }

@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 
 /// A free loopback port (bound and released; the OS does not hand it out again right away).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Waits until something accepts TCP connections on `port`.
@@ -29,7 +33,10 @@ pub fn wait_for_port(port: u16, what: &str, child: &mut Child) {
 
 /// A unique name for topics, groups and prefixes, so tests never share (or delete) state.
 pub fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
@@ -97,7 +104,13 @@ impl Broker {
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let mut child = Command::new(binary)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
             .args(["--storage-engine", "sqlite://tansu.db", "--silent"])
             .current_dir(dir.path())
             .stdout(Stdio::null())
@@ -105,7 +118,11 @@ impl Broker {
             .spawn()
             .expect("starting tansu");
         wait_for_port(port, "tansu", &mut child);
-        Broker { addr: format!("127.0.0.1:{port}"), _process: Process { child }, _dir: dir }
+        Broker {
+            addr: format!("127.0.0.1:{port}"),
+            _process: Process { child },
+            _dir: dir,
+        }
     }
 }
 
@@ -124,14 +141,27 @@ impl Redis {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut child = Command::new(binary)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .current_dir(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("starting redis-server");
         wait_for_port(port, "redis-server", &mut child);
-        Redis { url: format!("redis://127.0.0.1:{port}"), _process: Process { child }, _dir: dir }
+        Redis {
+            url: format!("redis://127.0.0.1:{port}"),
+            _process: Process { child },
+            _dir: dir,
+        }
     }
 }
 
@@ -144,7 +174,19 @@ pub fn shardcast() -> Command {
 pub fn psql(port: u16, query: &str) -> Result<String, String> {
     let binary = require("psql", "apt-get install -y postgresql-client");
     let output: Output = Command::new(binary)
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "shardcast", "-d", "shardcast", "-At", "-c", query])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "shardcast",
+            "-d",
+            "shardcast",
+            "-At",
+            "-c",
+            query,
+        ])
         .env("PGCONNECT_TIMEOUT", "5")
         .output()
         .expect("running psql");

@@ -27,7 +27,13 @@ fn known_events() -> Vec<Event> {
             for _ in 0..rng.random_range(0..4) {
                 let home = REGIONS[c % 3];
                 let drifted = c < 4 && epoch >= 5;
-                let region = if drifted { REGIONS[(c + 1) % 3] } else if rng.random_bool(0.1) { REGIONS[rng.random_range(0..3)] } else { home };
+                let region = if drifted {
+                    REGIONS[(c + 1) % 3]
+                } else if rng.random_bool(0.1) {
+                    REGIONS[rng.random_range(0..3)]
+                } else {
+                    home
+                };
                 events.push(Event {
                     ts: BASE_MS + epoch * 1000 + rng.random_range(0..1000),
                     key: format!("k{}", rng.random_range(0..30)),
@@ -44,7 +50,15 @@ fn known_events() -> Vec<Event> {
     events
 }
 
-fn config(topic: &str, group: &str, decisions: &str, broker: &str, redis: &str, prefix: &str, sql_port: u16) -> String {
+fn config(
+    topic: &str,
+    group: &str,
+    decisions: &str,
+    broker: &str,
+    redis: &str,
+    prefix: &str,
+    sql_port: u16,
+) -> String {
     format!(
         r#"[pipeline.e2e]
 source = "kafka://{broker}/{topic}"
@@ -78,17 +92,24 @@ listen = "127.0.0.1:{sql_port}"
 }
 
 /// Reads the whole changelog topic and folds it into current tables: table -> key -> row.
-fn read_changelog(broker: &str, topic: &str) -> (BTreeMap<String, BTreeMap<String, serde_json::Value>>, usize) {
+fn read_changelog(
+    broker: &str,
+    topic: &str,
+) -> (BTreeMap<String, BTreeMap<String, serde_json::Value>>, usize) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker)
         .set("group.id", unique("e2e-reader"))
         .set("enable.auto.commit", "false")
         .create()
         .unwrap();
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
     let mut assignment = TopicPartitionList::new();
     for partition in metadata.topics()[0].partitions() {
-        assignment.add_partition_offset(topic, partition.id(), Offset::Beginning).unwrap();
+        assignment
+            .add_partition_offset(topic, partition.id(), Offset::Beginning)
+            .unwrap();
     }
     consumer.assign(&assignment).unwrap();
     let mut tables: BTreeMap<String, BTreeMap<String, serde_json::Value>> = BTreeMap::new();
@@ -100,11 +121,20 @@ fn read_changelog(broker: &str, topic: &str) -> (BTreeMap<String, BTreeMap<Strin
             Some(Ok(message)) => {
                 quiet = 0;
                 messages += 1;
-                let change: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
+                let change: serde_json::Value =
+                    serde_json::from_slice(message.payload().unwrap()).unwrap();
                 let version = change["version"].as_u64().unwrap();
-                let previous = last_version.insert(message.partition(), version).unwrap_or(0);
-                assert!(version >= previous, "versions go backwards on partition {}", message.partition());
-                let table = tables.entry(change["table"].as_str().unwrap().to_string()).or_default();
+                let previous = last_version
+                    .insert(message.partition(), version)
+                    .unwrap_or(0);
+                assert!(
+                    version >= previous,
+                    "versions go backwards on partition {}",
+                    message.partition()
+                );
+                let table = tables
+                    .entry(change["table"].as_str().unwrap().to_string())
+                    .or_default();
                 let key = change["key"].as_str().unwrap().to_string();
                 if change["diff"].as_i64().unwrap() > 0 {
                     table.insert(key, change["row"].clone());
@@ -123,7 +153,12 @@ fn read_changelog(broker: &str, topic: &str) -> (BTreeMap<String, BTreeMap<Strin
 fn kafka_to_changelog_redis_and_psql_agree_with_reference() {
     let broker = Broker::start();
     let redis = Redis::start();
-    let (topic, decisions, group, prefix) = (unique("events"), unique("decisions"), unique("group"), unique("sc"));
+    let (topic, decisions, group, prefix) = (
+        unique("events"),
+        unique("decisions"),
+        unique("group"),
+        unique("sc"),
+    );
     ensure_topic(&broker.addr, &topic, 2).unwrap();
 
     // Known events, four malformed records, then one marker per customer far ahead in event time so the
@@ -135,7 +170,9 @@ fn kafka_to_changelog_redis_and_psql_agree_with_reference() {
         if i == 40 {
             producer.send("c1", b"{not json").unwrap();
             producer.send("c2", br#"{"ts": 1700000000500}"#).unwrap();
-            producer.send("c3", br#"{"ts": "yesterday", "key": "k1"}"#).unwrap();
+            producer
+                .send("c3", br#"{"ts": "yesterday", "key": "k1"}"#)
+                .unwrap();
             producer.send("c4", b"").unwrap();
         }
     }
@@ -143,18 +180,35 @@ fn kafka_to_changelog_redis_and_psql_agree_with_reference() {
         let mut marker = events[0].clone();
         marker.client = format!("c{c}");
         marker.ts = BASE_MS + 2_000_000;
-        producer.send(&marker.client, &encode_json(&marker)).unwrap();
+        producer
+            .send(&marker.client, &encode_json(&marker))
+            .unwrap();
     }
     producer.flush(Duration::from_secs(30)).unwrap();
 
     let sql_port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let config_text = config(&topic, &group, &decisions, &broker.addr, &redis.url, &prefix, sql_port);
+    let config_text = config(
+        &topic,
+        &group,
+        &decisions,
+        &broker.addr,
+        &redis.url,
+        &prefix,
+        sql_port,
+    );
     let config_path = dir.path().join("pipelines.toml");
     std::fs::write(&config_path, &config_text).unwrap();
     let _job = Process {
         child: shardcast()
-            .args(["run", "--config", config_path.to_str().unwrap(), "--pipeline", "e2e", "--quiet"])
+            .args([
+                "run",
+                "--config",
+                config_path.to_str().unwrap(),
+                "--pipeline",
+                "e2e",
+                "--quiet",
+            ])
             .spawn()
             .unwrap(),
     };
@@ -166,45 +220,97 @@ fn kafka_to_changelog_redis_and_psql_agree_with_reference() {
         .iter()
         .map(|e| {
             let (key, customer, home, region) = access_of(e, &policy);
-            Access { epoch: e.epoch(1000), key, customer, home, region }
+            Access {
+                epoch: e.epoch(1000),
+                key,
+                customer,
+                home,
+                region,
+            }
         })
         .collect();
     let last_epoch = accesses.iter().map(|a| a.epoch).max().unwrap();
-    let states = reference::affinity_family(&accesses, pipeline.window_epochs(), &policy, last_epoch);
+    let states =
+        reference::affinity_family(&accesses, pipeline.window_epochs(), &policy, last_epoch);
     let expected = reference::state_at(&states, last_epoch);
     assert!(
-        expected.assignments.values().any(|a| a.partition != a.home && a.since > BASE_MS / 1000 + 5),
+        expected
+            .assignments
+            .values()
+            .any(|a| a.partition != a.home && a.since > BASE_MS / 1000 + 5),
         "the workload should move at least one customer off its home partition mid-stream: {:?}",
         expected.assignments
     );
 
     // Redis: the assignments table, at a version past the last real epoch.
     let client = redis::Client::open(redis.url.as_str()).unwrap();
-    let (version, table) = eventually(Duration::from_secs(120), "the Redis assignments table", || {
-        let mut conn = client.get_connection().ok()?;
-        let (version, table) = shardcast_sinks::read_table(&mut conn, &prefix, "assignments").ok()?;
-        (version >= last_epoch && table.len() == expected.assignments.len()).then_some((version, table))
-    });
-    assert!(version < BASE_MS / 1000 + 2_000, "the marker's epoch must not be final");
+    let (version, table) = eventually(
+        Duration::from_secs(120),
+        "the Redis assignments table",
+        || {
+            let mut conn = client.get_connection().ok()?;
+            let (version, table) =
+                shardcast_sinks::read_table(&mut conn, &prefix, "assignments").ok()?;
+            (version >= last_epoch && table.len() == expected.assignments.len())
+                .then_some((version, table))
+        },
+    );
+    assert!(
+        version < BASE_MS / 1000 + 2_000,
+        "the marker's epoch must not be final"
+    );
     for (customer, assignment) in &expected.assignments {
         let row = &table[customer];
-        assert_eq!(row["partition"], assignment.partition.as_str(), "Redis partition of {customer}");
-        assert_eq!(row["home"], assignment.home.as_str(), "Redis home of {customer}");
-        assert_eq!(row["since_epoch"], assignment.since, "Redis since_epoch of {customer}");
+        assert_eq!(
+            row["partition"],
+            assignment.partition.as_str(),
+            "Redis partition of {customer}"
+        );
+        assert_eq!(
+            row["home"],
+            assignment.home.as_str(),
+            "Redis home of {customer}"
+        );
+        assert_eq!(
+            row["since_epoch"], assignment.since,
+            "Redis since_epoch of {customer}"
+        );
     }
 
     // psql: the same assignments, and the key loads.
-    let want: String = expected.assignments.iter().map(|(c, a)| format!("{c}|{}\n", a.partition)).collect();
+    let want: String = expected
+        .assignments
+        .iter()
+        .map(|(c, a)| format!("{c}|{}\n", a.partition))
+        .collect();
     let got = eventually(Duration::from_secs(30), "psql assignments", || {
-        psql(sql_port, "SELECT customer, partition FROM assignments ORDER BY 1").ok().filter(|out| *out == want)
+        psql(
+            sql_port,
+            "SELECT customer, partition FROM assignments ORDER BY 1",
+        )
+        .ok()
+        .filter(|out| *out == want)
     });
     assert_eq!(got, want);
     let key_load = psql(sql_port, "SELECT key, accesses FROM key_load ORDER BY key").unwrap();
-    let want_load: String = expected.key_load.iter().map(|(k, n)| format!("{k}|{n}\n")).collect();
+    let want_load: String = expected
+        .key_load
+        .iter()
+        .map(|(k, n)| format!("{k}|{n}\n"))
+        .collect();
     assert_eq!(key_load, want_load);
-    let shares = psql(sql_port, "SELECT customer, round(sum(share), 6) FROM affinity GROUP BY customer ORDER BY 1").unwrap();
+    let shares = psql(
+        sql_port,
+        "SELECT customer, round(sum(share), 6) FROM affinity GROUP BY customer ORDER BY 1",
+    )
+    .unwrap();
     assert_eq!(shares.lines().count(), expected.affinity.len());
-    assert!(shares.lines().all(|l| l.rsplit("|").next().unwrap().parse::<f64>().unwrap() == 1.0), "affinity shares must sum to 1 per customer:\n{shares}");
+    assert!(
+        shares
+            .lines()
+            .all(|l| l.rsplit("|").next().unwrap().parse::<f64>().unwrap() == 1.0),
+        "affinity shares must sum to 1 per customer:\n{shares}"
+    );
 
     // Dead letters: the four malformed records, with reasons, in SQL.
     let dead = psql(sql_port, "SELECT reason FROM dead_letters ORDER BY seq").unwrap();
@@ -218,10 +324,16 @@ fn kafka_to_changelog_redis_and_psql_agree_with_reference() {
     let assignments = &changelog["assignments"];
     assert_eq!(assignments.len(), expected.assignments.len());
     for (customer, assignment) in &expected.assignments {
-        assert_eq!(assignments[customer]["partition"], assignment.partition.as_str(), "changelog partition of {customer}");
+        assert_eq!(
+            assignments[customer]["partition"],
+            assignment.partition.as_str(),
+            "changelog partition of {customer}"
+        );
     }
-    let loads: BTreeMap<String, u64> =
-        changelog["key_load"].iter().map(|(k, row)| (k.clone(), row["accesses"].as_u64().unwrap())).collect();
+    let loads: BTreeMap<String, u64> = changelog["key_load"]
+        .iter()
+        .map(|(k, row)| (k.clone(), row["accesses"].as_u64().unwrap()))
+        .collect();
     assert_eq!(loads, expected.key_load);
     assert_eq!(changelog.get("dead_letters").map_or(0, |t| t.len()), 4);
 
@@ -233,11 +345,22 @@ fn kafka_to_changelog_redis_and_psql_agree_with_reference() {
         let mut marker = events[0].clone();
         marker.client = format!("c{c}");
         marker.ts = BASE_MS + 3_000_000;
-        producer.send(&marker.client, &encode_json(&marker)).unwrap();
+        producer
+            .send(&marker.client, &encode_json(&marker))
+            .unwrap();
     }
     producer.flush(Duration::from_secs(30)).unwrap();
-    let reasons = eventually(Duration::from_secs(60), "the late event in dead_letters", || {
-        psql(sql_port, "SELECT reason FROM dead_letters WHERE reason LIKE 'late%'").ok().filter(|o| !o.is_empty())
-    });
+    let reasons = eventually(
+        Duration::from_secs(60),
+        "the late event in dead_letters",
+        || {
+            psql(
+                sql_port,
+                "SELECT reason FROM dead_letters WHERE reason LIKE 'late%'",
+            )
+            .ok()
+            .filter(|o| !o.is_empty())
+        },
+    );
     assert!(reasons.contains("allowed lateness"), "{reasons}");
 }
