@@ -8,7 +8,7 @@ use differential_dataflow::input::Input;
 use shardcast_operators::PartitionPolicy;
 use shardcast_sources::Event;
 
-use crate::{access_of, affinity_family, AccessTuple};
+use crate::{access_of, affinity_family, AccessTuple, FinishLine};
 
 /// Which dataflow to run over in-memory events.
 #[derive(Clone, Debug)]
@@ -35,8 +35,11 @@ pub fn run_in_memory(
     let outputs = Arc::new(AtomicU64::new(0));
     let counter = outputs.clone();
     let started = Instant::now();
+    let finish_line = FinishLine::new(workers);
     let guards = timely::execute(timely::Config::process(workers.max(1)), move |worker| {
         let (index, peers) = (worker.index(), worker.peers());
+        let finish_line = finish_line.clone();
+        let dataflow_index = worker.next_dataflow_index();
         let counter = counter.clone();
         let dataflow = dataflow.clone();
         let policy = match &dataflow {
@@ -78,10 +81,20 @@ pub fn run_in_memory(
             input.update_at(access_of(event, &policy), epoch.max(*input.time()), 1);
             last = last.max(epoch);
         }
-        let end = (last + 1).max(*input.time());
+        finish_line.finish((last + 1).max(*input.time()));
+        let end = loop {
+            if let Some(end) = finish_line.end() {
+                break end;
+            }
+            worker.step();
+        };
         input.advance_to(end);
         input.flush();
         worker.step_while(|| probe.less_than(&end));
+        finish_line.arrive();
+        worker.step_while(|| !finish_line.all_arrived());
+        // Leave without sliding the window out: that work is not part of what is measured.
+        worker.drop_dataflow(dataflow_index);
     });
     if let Ok(guards) = guards {
         drop(guards.join());

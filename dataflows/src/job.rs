@@ -12,7 +12,7 @@ use differential_dataflow::input::Input;
 use shardcast_operators::PartitionPolicy;
 use shardcast_sources::{encode_json, DeadLetter};
 
-use crate::{access_of, affinity_family, AccessTuple, Decision, SourceSpec};
+use crate::{access_of, affinity_family, AccessTuple, Decision, FinishLine, SourceSpec};
 
 /// How many epochs the input may run ahead of the output frontier before the worker stops reading.
 const MAX_LAG_EPOCHS: u64 = 2;
@@ -85,10 +85,12 @@ pub fn run_job(
     stop: Arc<AtomicBool>,
 ) -> Result<(), String> {
     let workers = options.workers.max(1);
+    let finish_line = FinishLine::new(workers);
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         let index = worker.index();
         let peers = worker.peers();
         let reports = reports.clone();
+        let finish_line = finish_line.clone();
         let tick = options.tick_ms.max(1);
         let policy = options.policy.clone();
         let captured: Rc<RefCell<Vec<(Decision, u64, isize)>>> = Rc::default();
@@ -119,7 +121,9 @@ pub fn run_job(
 
         let (mut events, mut late) = (0u64, 0u64);
         let mut max_epoch: Option<u64> = None;
+        let mut finished = false;
         let mut end: Option<u64> = None;
+        let mut arrived = false;
         let mut reported: Option<Option<u64>> = None;
         let mut reported_events = 0;
         loop {
@@ -130,7 +134,7 @@ pub fn run_job(
             // Backpressure: read more only while the dataflow keeps up with the input, so memory stays
             // bounded by a few epochs of input instead of everything the source can deliver.
             let keeping_up = !probe.less_than(&input.time().saturating_sub(MAX_LAG_EPOCHS));
-            if end.is_none() && keeping_up {
+            if !finished && keeping_up {
                 let batch = match source.poll(4096) {
                     Ok(batch) => batch,
                     Err(e) => {
@@ -183,13 +187,21 @@ pub fn run_job(
                     }
                 }
                 if batch.finished {
-                    // Close every epoch that holds data, but keep the input open so the final window
-                    // stays visible instead of sliding out to nothing.
-                    let last = max_epoch.map(|e| e + 1).unwrap_or(0).max(*input.time());
-                    input.advance_to(last);
-                    end = Some(last);
+                    finished = true;
+                    finish_line.finish(max_epoch.map(|e| e + 1).unwrap_or(0).max(*input.time()));
                 }
                 input.flush();
+            }
+            if finished && end.is_none() {
+                // Close every epoch that holds data on any worker, but keep the input open so the
+                // final window stays visible instead of sliding out to nothing.
+                if let Some(last) = finish_line.end() {
+                    if last > *input.time() {
+                        input.advance_to(last);
+                        input.flush();
+                    }
+                    end = Some(last);
+                }
             }
             worker.step_or_park(Some(Duration::from_millis(if idle { 2 } else { 0 })));
 
@@ -212,7 +224,11 @@ pub fn run_job(
                 reported_events = events;
             }
             if let Some(last) = end {
-                if options.exit_when_finished && frontier.is_none_or(|f| f >= last) {
+                if options.exit_when_finished && !arrived && frontier.is_none_or(|f| f >= last) {
+                    finish_line.arrive();
+                    arrived = true;
+                }
+                if arrived && finish_line.all_arrived() {
                     break;
                 }
             }

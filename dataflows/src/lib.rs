@@ -4,6 +4,7 @@
 mod affinity_family;
 mod config;
 mod duration;
+mod finish_line;
 mod in_memory;
 mod job;
 mod source_spec;
@@ -14,6 +15,7 @@ pub use config::{
     PipelineConfig, PipelinesFile, SinksConfig, SqlConfig, DEFAULT_PIPELINES,
 };
 pub use duration::Millis;
+pub use finish_line::FinishLine;
 pub use in_memory::{run_in_memory, InMemoryDataflow};
 pub use job::{run_job, JobOptions, WorkerReport};
 pub use source_spec::SourceSpec;
