@@ -34,6 +34,10 @@ pub struct RunArgs {
     /// Worker threads over the config.
     #[arg(long)]
     workers: Option<usize>,
+    /// File sources: replay at this many times real time, paced to the timestamps (0: as fast as
+    /// possible). Over the config's `file.speed`.
+    #[arg(long)]
+    speed: Option<f64>,
     /// Exit once a finite source (file, generator with a limit) is done, instead of serving its final
     /// state until Ctrl-C.
     #[arg(long)]
@@ -51,6 +55,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     if let Some(listen) = &args.sql_listen {
         pipeline.sql.listen = listen.clone();
+    }
+    if let Some(speed) = args.speed {
+        if !speed.is_finite() || speed < 0.0 {
+            bail!("--speed must be a number >= 0 (0 replays as fast as possible)");
+        }
+        pipeline.file.speed = speed;
     }
     if let Some(workers) = args.workers {
         if workers == 0 {

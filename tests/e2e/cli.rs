@@ -9,9 +9,11 @@ use crate::fixtures::{eventually, free_port, psql, shardcast, Process};
 #[test]
 fn default_run_serves_sql_and_stops_cleanly_on_ctrl_c() {
     let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
     let mut job = Process {
         child: shardcast()
             .args(["run", "--sql-listen", &format!("127.0.0.1:{port}")])
+            .current_dir(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -71,6 +73,15 @@ fn default_run_serves_sql_and_stops_cleanly_on_ctrl_c() {
     let mut stderr = String::new();
     std::io::Read::read_to_string(job.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(stderr.contains("stopped at epoch"), "{stderr}");
+    // The server-less sink of the default pipeline: the changelog as JSON lines.
+    let changelog = std::fs::read_to_string(dir.path().join("decisions.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(changelog.lines().next().unwrap()).unwrap();
+    for field in ["table", "key", "version", "diff", "row"] {
+        assert!(
+            first.get(field).is_some(),
+            "changelog line lacks {field}: {first}"
+        );
+    }
 }
 
 #[test]
