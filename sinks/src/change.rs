@@ -22,6 +22,19 @@ pub struct Change {
     pub version: u64,
 }
 
+impl Change {
+    /// A change of `diff` to the row `key` of `table`, in `version`.
+    pub fn new(table: &str, key: &str, row: serde_json::Value, diff: i64, version: u64) -> Self {
+        Change {
+            table: table.into(),
+            key: key.into(),
+            row,
+            diff,
+            version,
+        }
+    }
+}
+
 /// A destination for decision changelogs, written one completed epoch (version) at a time.
 pub trait Sink: Send {
     /// A short name for logs and statistics, e.g. "redis" or "kafka:decisions".

@@ -48,13 +48,7 @@ mod tests {
     use serde_json::json;
 
     fn change(table: &str, key: &str, diff: i64, row: serde_json::Value) -> Change {
-        Change {
-            table: table.into(),
-            key: key.into(),
-            row,
-            diff,
-            version: 3,
-        }
+        Change::new(table, key, row, diff, 3)
     }
 
     #[test]

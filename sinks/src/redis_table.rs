@@ -266,13 +266,7 @@ mod tests {
     use serde_json::json;
 
     fn change(table: &str, key: &str, diff: i64, row: serde_json::Value) -> Change {
-        Change {
-            table: table.into(),
-            key: key.into(),
-            row,
-            diff,
-            version: 1,
-        }
+        Change::new(table, key, row, diff, 1)
     }
 
     #[test]

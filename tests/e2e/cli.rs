@@ -4,7 +4,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::fixtures::{eventually, free_port, psql, shardcast, Process};
+use crate::fixtures::{eventually, free_port, output_ok, psql, shardcast, Process};
 
 #[test]
 fn default_run_serves_sql_and_stops_cleanly_on_ctrl_c() {
@@ -36,20 +36,12 @@ fn default_run_serves_sql_and_stops_cleanly_on_ctrl_c() {
         );
     }
     // `shardcast sql` reads the same job.
-    let out = shardcast()
-        .args([
-            "sql",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "SELECT count(*) AS n FROM key_load",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output_ok(shardcast().args([
+        "sql",
+        "--addr",
+        &format!("127.0.0.1:{port}"),
+        "SELECT count(*) AS n FROM key_load",
+    ]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains('n'), "{text}");
     let n: u64 = text
@@ -147,23 +139,15 @@ fn replays_the_nasa_trace_to_a_changelog_file() {
     );
     let config_path = dir.path().join("pipelines.toml");
     std::fs::write(&config_path, config).unwrap();
-    let out = shardcast()
-        .args([
-            "run",
-            "--config",
-            config_path.to_str().unwrap(),
-            "--pipeline",
-            "nasa",
-            "--exit-at-end",
-            "--quiet",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output_ok(shardcast().args([
+        "run",
+        "--config",
+        config_path.to_str().unwrap(),
+        "--pipeline",
+        "nasa",
+        "--exit-at-end",
+        "--quiet",
+    ]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("after 30969 events"),

@@ -170,6 +170,18 @@ pub fn shardcast() -> Command {
     Command::new(env!("CARGO_BIN_EXE_shardcast"))
 }
 
+/// Runs `command` to the end and returns its output, failing with its stderr if it did not succeed.
+pub fn output_ok(command: &mut Command) -> Output {
+    let out = command.output().expect("running the command");
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}",
+        command,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Runs `psql -At -c QUERY` against `port`; returns stdout, or panics with stderr.
 pub fn psql(port: u16, query: &str) -> Result<String, String> {
     let binary = require("psql", "apt-get install -y postgresql-client");
