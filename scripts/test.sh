@@ -11,4 +11,11 @@ export SHARDCAST_TANSU="${SHARDCAST_TANSU:-$cache/tansu-0.6.0/bin/tansu}"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked -- --test-threads 2
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --locked -- --test-threads 2 2>&1 | tee "$log" || status=$?
+# One total over every test binary, so the last line says what ran.
+awk '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", passed, failed, ignored }' "$log"
+exit "$status"
