@@ -177,3 +177,81 @@ fn replays_the_nasa_trace_to_a_changelog_file() {
         "hosts in the last window get partitions"
     );
 }
+
+/// Every message of a topic, decoded as events.
+fn read_events(broker: &str, topic: &str) -> Vec<shardcast_sources::Event> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("group.id", crate::fixtures::unique("reader"))
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for partition in metadata.topics()[0].partitions() {
+        assignment
+            .add_partition_offset(topic, partition.id(), Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let (mut events, mut quiet) = (Vec::new(), 0);
+    while quiet < 10 {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(message) => {
+                quiet = 0;
+                let message = message.unwrap();
+                let origin = format!("{topic}@{}", message.offset());
+                events.push(
+                    shardcast_sources::decode_json(&origin, message.payload().unwrap()).unwrap(),
+                );
+            }
+            None => quiet += 1,
+        }
+    }
+    events
+}
+
+#[test]
+fn produce_sends_a_trace_and_the_generator_to_a_topic() {
+    let broker = crate::fixtures::Broker::start();
+    let trace = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/traces/nasa_http_19950801/nasa_19950801.normalized.csv.gz"
+    );
+    let topic = crate::fixtures::unique("trace");
+    output_ok(shardcast().args([
+        "produce",
+        "--to",
+        &format!("kafka://{}/{topic}", broker.addr),
+        "--trace",
+        trace,
+        "--limit",
+        "300",
+    ]));
+    let events = read_events(&broker.addr, &topic);
+    assert_eq!(events.len(), 300);
+    // The first row of the trace, with its timestamp converted from seconds to milliseconds.
+    let first = events.iter().min_by_key(|e| e.ts).unwrap();
+    assert_eq!(
+        (first.ts, first.key.as_str()),
+        (807_256_800_000, "/images/launch-logo.gif")
+    );
+
+    let topic = crate::fixtures::unique("generated");
+    output_ok(shardcast().args([
+        "produce",
+        "--to",
+        &format!("kafka://{}/{topic}", broker.addr),
+        "--generator",
+        "--limit",
+        "200",
+    ]));
+    let events = read_events(&broker.addr, &topic);
+    assert_eq!(events.len(), 200);
+    assert!(events
+        .iter()
+        .all(|e| e.attrs.contains_key("home") && !e.client.is_empty()));
+}
