@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,11 +86,15 @@ pub fn run_job(
 ) -> Result<(), String> {
     let workers = options.workers.max(1);
     let finish_line = FinishLine::new(workers);
+    // The furthest epoch any worker's own source has let it close. A worker whose source is idle (its
+    // partitions silent, or none) follows it, so it never holds the others back.
+    let furthest = Arc::new(AtomicU64::new(0));
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         let index = worker.index();
         let peers = worker.peers();
         let reports = reports.clone();
         let finish_line = finish_line.clone();
+        let furthest = furthest.clone();
         let tick = options.tick_ms.max(1);
         let policy = options.policy.clone();
         let captured: Rc<RefCell<Vec<(Decision, u64, isize)>>> = Rc::default();
@@ -184,6 +188,13 @@ pub fn run_job(
                     let watermark = progress.saturating_sub(options.lateness_ms) / tick;
                     if watermark > *input.time() {
                         input.advance_to(watermark);
+                    }
+                    furthest.fetch_max(watermark, Ordering::Relaxed);
+                }
+                if batch.idle {
+                    let others = furthest.load(Ordering::Relaxed);
+                    if others > *input.time() {
+                        input.advance_to(others);
                     }
                 }
                 if batch.finished {

@@ -501,6 +501,7 @@ impl Source for Generator {
             records,
             progress_ms: self.last_ts,
             finished: self.limit.is_some_and(|limit| self.produced >= limit),
+            idle: false,
         })
     }
 }

@@ -189,6 +189,9 @@ pub struct KafkaSource {
     backoff_until: Option<Instant>,
     /// `(worker index, workers)` until the partitions are assigned.
     unassigned: Option<(usize, usize)>,
+    /// When the partitions were assigned: a partition that has received nothing since is idle after
+    /// the idle timeout, like one that went quiet.
+    assigned_at: Option<Instant>,
 }
 
 impl KafkaSource {
@@ -220,6 +223,7 @@ impl KafkaSource {
             consecutive_errors: 0,
             backoff_until: None,
             unassigned: Some((index, workers.max(1))),
+            assigned_at: None,
         };
         source.try_assign(Duration::from_secs(2))?;
         Ok(source)
@@ -268,6 +272,7 @@ impl KafkaSource {
             .extend(mine.iter().copied());
         tracing::info!(topic = %topic, worker = index, partitions = ?mine, "kafka partitions assigned");
         self.unassigned = None;
+        self.assigned_at = Some(Instant::now());
         Ok(())
     }
 
@@ -290,14 +295,24 @@ impl KafkaSource {
     /// partition (more workers than partitions) has nothing to wait for and never holds progress back.
     fn update_progress(&mut self) {
         let assigned: BTreeSet<i32> = self.assigned_partitions().into_iter().collect();
-        if assigned.is_empty() && self.unassigned.is_none() {
-            self.progress_ms = Some(u64::MAX);
-            return;
-        }
         self.clocks.retain(|p, _| assigned.contains(p));
         let idle = Duration::from_millis(self.config.idle_timeout_ms);
         let candidate = partition_progress(self.clocks.values(), idle, Instant::now());
         self.progress_ms = self.progress_ms.max(candidate);
+    }
+
+    /// Every assigned partition has been silent for the idle timeout (one that never received anything
+    /// counts from the assignment), or there is no partition to read.
+    fn is_idle(&self) -> bool {
+        let Some(assigned_at) = self.assigned_at else {
+            return false;
+        };
+        let idle = Duration::from_millis(self.config.idle_timeout_ms);
+        let now = Instant::now();
+        self.assigned_partitions().iter().all(|p| {
+            let last = self.clocks.get(p).map_or(assigned_at, |c| c.last_arrival);
+            now.duration_since(last) > idle
+        })
     }
 
     /// Logs a consumer error and backs off; only a fatal error (the client cannot go on) is returned.
@@ -361,6 +376,7 @@ impl Source for KafkaSource {
         }
         self.update_progress();
         batch.progress_ms = self.progress_ms;
+        batch.idle = self.is_idle();
         Ok(batch)
     }
 }

@@ -13,6 +13,10 @@ pub struct Batch {
     pub progress_ms: Option<u64>,
     /// True when the source is exhausted (end of file, generator limit); never true for Kafka.
     pub finished: bool,
+    /// True when everything this source reads has been silent for its idle timeout (or it reads
+    /// nothing, e.g. a worker without a Kafka partition). An idle source should not hold event time
+    /// back: the worker may follow the other workers' progress, as Flink does with idle splits.
+    pub idle: bool,
 }
 
 /// A source of access events that a timely worker polls from its own thread.
