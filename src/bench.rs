@@ -13,7 +13,7 @@ use shardcast_dataflows::{load_pipeline, run_in_memory, run_job, InMemoryDataflo
 use shardcast_sources::{Event, Source};
 
 use crate::collector::Collector;
-use crate::run::job_options;
+use crate::run::{job_options, REPORTS_IN_FLIGHT};
 
 /// Arguments of `shardcast bench`.
 #[derive(Args, Debug)]
@@ -37,9 +37,12 @@ pub struct BenchArgs {
 
 /// Runs the measurements and prints a table.
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.workers >= 1, "--workers must be at least 1");
+    anyhow::ensure!(args.events >= 1, "--events must be at least 1");
     let mut default = load_pipeline(None, "default")?;
     *default.workers.get_mut() = args.workers;
-    default.generator.limit = Some(args.events / args.workers as u64);
+    // The limit is the total over all workers.
+    default.generator.get_mut().limit = Some(args.events);
     let generator = SourceSpec::parse("generator:", &default)?;
     let mut nasa = load_pipeline(None, "nasa")?;
     *nasa.workers.get_mut() = args.workers;
@@ -66,17 +69,11 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             (Duration::MAX, Duration::MAX, Duration::MAX);
         for _ in 0..args.repeat.max(1) {
             best_pipeline = best_pipeline.min(run_pipeline(pipeline, spec.clone())?);
-            best_family = best_family
-                .min(run_in_memory(events.clone(), args.workers, tick, family.clone()).0);
-            best_count = best_count.min(
-                run_in_memory(
-                    events.clone(),
-                    args.workers,
-                    tick,
-                    InMemoryDataflow::BareCount,
-                )
-                .0,
-            );
+            let family_run = run_in_memory(events.clone(), args.workers, tick, family.clone());
+            best_family = best_family.min(family_run.map_err(anyhow::Error::msg)?.0);
+            let count = InMemoryDataflow::BareCount;
+            let count_run = run_in_memory(events.clone(), args.workers, tick, count);
+            best_count = best_count.min(count_run.map_err(anyhow::Error::msg)?.0);
         }
         let rate = |d: Duration| n as f64 / d.as_secs_f64().max(1e-9);
         println!(
@@ -118,7 +115,7 @@ fn run_pipeline(
 ) -> anyhow::Result<Duration> {
     let options = job_options(pipeline, spec, true);
     let mut collector = Collector::new(options.workers, None, None, false);
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::sync_channel(REPORTS_IN_FLIGHT);
     let started = Instant::now();
     let job = std::thread::spawn(move || run_job(options, tx, Arc::new(AtomicBool::new(false))));
     for report in rx {

@@ -173,7 +173,8 @@ impl Collector {
         decisions: Vec<(Decision, isize)>,
         dead: Vec<DeadLetter>,
     ) -> anyhow::Result<()> {
-        // Consolidate at row level: an affinity vector that changed in one region re-sends only that row.
+        // Consolidate at row level: rows that a retraction and an insertion of the same epoch both carry
+        // cancel out, so an unchanged row is never re-sent.
         let mut consolidated: BTreeMap<(&'static str, String, String), (TableRow, i64)> =
             BTreeMap::new();
         for (decision, diff) in decisions {

@@ -16,6 +16,9 @@ use shardcast_sources::parse_kafka_url;
 use crate::collector::Collector;
 use crate::tables::{AffinityRow, AssignmentRow, DeadLetterRow, KeyLoadRow};
 
+/// Worker reports that may wait for the collector before the workers block (backpressure from sinks).
+pub const REPORTS_IN_FLIGHT: usize = 256;
+
 /// Arguments of `shardcast run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -54,13 +57,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         pipeline.source = source.clone();
     }
     if let Some(listen) = &args.sql_listen {
-        pipeline.sql.listen = listen.clone();
+        pipeline.sql.get_mut().listen = listen.clone();
     }
     if let Some(speed) = args.speed {
-        if !speed.is_finite() || speed < 0.0 {
-            bail!("--speed must be a number >= 0 (0 replays as fast as possible)");
+        if !speed.is_finite() || speed < 0.0 || (speed > 0.0 && speed < 1e-3) {
+            bail!("--speed must be 0 (as fast as possible) or at least 0.001");
         }
-        pipeline.file.speed = speed;
+        pipeline.file.get_mut().speed = speed;
     }
     if let Some(workers) = args.workers {
         if workers == 0 {
@@ -70,7 +73,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let source = SourceSpec::parse(&pipeline.source, &pipeline).context("--source")?;
     if let SourceSpec::Kafka(k) = &source {
-        shardcast_sources::ensure_topic(&k.brokers, &k.topic, 1).ok();
+        // A missing topic is created with one partition per worker; the source waits for it otherwise.
+        let partitions = *pipeline.workers.get_ref() as i32;
+        if let Err(e) = shardcast_sources::ensure_topic(&k.brokers, &k.topic, partitions) {
+            tracing::warn!(topic = %k.topic, "could not make sure the topic exists (the source will wait for it): {e}");
+        }
     }
     let sink = build_sinks(&pipeline)?;
     let store = SnapshotStore::new(vec![
@@ -79,12 +86,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         ("assignments".into(), schema_of::<AssignmentRow>()?),
         ("dead_letters".into(), schema_of::<DeadLetterRow>()?),
     ]);
-    let _server = if pipeline.sql.listen != "off" {
-        let addr = pipeline
-            .sql
-            .listen
-            .parse()
-            .with_context(|| format!("sql listen address {:?}", pipeline.sql.listen))?;
+    let _server = if pipeline.sql.get_ref().listen != "off" {
+        let addr =
+            pipeline.sql.get_ref().listen.parse().with_context(|| {
+                format!("sql listen address {:?}", pipeline.sql.get_ref().listen)
+            })?;
         let server = spawn_pg_server_thread(store.clone(), addr)?;
         eprintln!(
             "shardcast: SQL on {} (psql -h {} -p {} -c \"SELECT * FROM assignments LIMIT 5\")",
@@ -112,24 +118,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let options = job_options(&pipeline, source, args.exit_at_end);
     let workers = options.workers;
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::sync_channel(REPORTS_IN_FLIGHT);
     let job_stop = stop.clone();
     let job = std::thread::Builder::new()
         .name("timely".into())
         .spawn(move || run_job(options, tx, job_stop))?;
     let mut collector = Collector::new(workers, Some(sink), Some(store), !args.quiet);
-    loop {
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(report) => collector.handle(report)?,
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        collector.tick(false)?;
-        if collector.failure().is_some() {
-            stop.store(true, Ordering::Relaxed);
-        }
+    let collected = collect(&mut collector, &rx);
+    if collected.is_err() || collector.failure().is_some() {
+        // Stop the workers (a sink gave up, or a worker failed), then report why.
+        stop.store(true, Ordering::Relaxed);
+        drop(rx);
     }
-    collector.finish()?;
+    let finished = collected.and_then(|()| collector.finish());
+    if let Err(e) = finished {
+        let _ = job.join();
+        return Err(
+            e.context("the job stopped: epochs not yet written to the sinks were not written")
+        );
+    }
     job.join()
         .map_err(|_| anyhow::anyhow!("the dataflow thread panicked"))?
         .map_err(anyhow::Error::msg)?;
@@ -146,6 +153,24 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         stats.changes
     );
     Ok(())
+}
+
+/// Feeds reports to the collector until every worker has gone, or a sink fails.
+fn collect(
+    collector: &mut Collector,
+    rx: &mpsc::Receiver<shardcast_dataflows::WorkerReport>,
+) -> anyhow::Result<()> {
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(report) => collector.handle(report)?,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+        collector.tick(false)?;
+        if collector.failure().is_some() {
+            return Ok(());
+        }
+    }
 }
 
 /// The job options of a pipeline.
@@ -166,7 +191,7 @@ pub fn job_options(
 }
 
 fn build_sinks(pipeline: &PipelineConfig) -> anyhow::Result<Box<dyn Sink>> {
-    let s = &pipeline.sinks;
+    let s = pipeline.sinks.get_ref();
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     if s.stdout {
         sinks.push(Box::new(JsonLinesSink::stdout()));

@@ -13,6 +13,9 @@ use toml::Spanned;
 
 use crate::Millis;
 
+/// The decision tables a job publishes (sinks and SQL).
+pub const TABLE_NAMES: [&str; 4] = ["key_load", "affinity", "assignments", "dead_letters"];
+
 /// The embedded default configuration: what `shardcast run` uses with no `--config`.
 pub const DEFAULT_PIPELINES: &str = include_str!("../../pipelines.toml");
 
@@ -66,11 +69,11 @@ pub struct PipelineConfig {
     #[serde(default = "default_workers")]
     pub workers: Spanned<usize>,
     /// Generator settings (for `generator:`).
-    #[serde(default)]
-    pub generator: GeneratorConfig,
+    #[serde(default = "default_generator")]
+    pub generator: Spanned<GeneratorConfig>,
     /// File replay settings (for `file:`).
-    #[serde(default)]
-    pub file: FileConfig,
+    #[serde(default = "default_file")]
+    pub file: Spanned<FileConfig>,
     /// Kafka consumer settings (for `kafka://`).
     #[serde(default)]
     pub kafka: KafkaConfig,
@@ -78,15 +81,30 @@ pub struct PipelineConfig {
     #[serde(default = "default_partition")]
     pub partition: Spanned<PartitionConfig>,
     /// Where decisions go.
-    #[serde(default)]
-    pub sinks: SinksConfig,
+    #[serde(default = "default_sinks")]
+    pub sinks: Spanned<SinksConfig>,
     /// The SQL endpoint.
-    #[serde(default)]
-    pub sql: SqlConfig,
+    #[serde(default = "default_sql")]
+    pub sql: Spanned<SqlConfig>,
 }
 
 fn default_source() -> String {
     "generator:".into()
+}
+fn unspanned<T>(value: T) -> Spanned<T> {
+    Spanned::new(0..0, value)
+}
+fn default_generator() -> Spanned<GeneratorConfig> {
+    unspanned(GeneratorConfig::default())
+}
+fn default_file() -> Spanned<FileConfig> {
+    unspanned(FileConfig::default())
+}
+fn default_sinks() -> Spanned<SinksConfig> {
+    unspanned(SinksConfig::default())
+}
+fn default_sql() -> Spanned<SqlConfig> {
+    unspanned(SqlConfig::default())
 }
 fn default_partition() -> Spanned<PartitionConfig> {
     Spanned::new(0..0, PartitionConfig::default())
@@ -298,6 +316,51 @@ pub fn parse_pipeline(file: &str, text: &str, name: &str) -> Result<PipelineConf
             ));
         }
     }
+    pipeline
+        .generator
+        .get_ref()
+        .validate()
+        .map_err(|e| invalid(Some(pipeline.generator.span()), format!("generator: {e}")))?;
+    let speed = pipeline.file.get_ref().speed;
+    if !speed.is_finite() || speed < 0.0 || (speed > 0.0 && speed < 1e-3) {
+        return Err(invalid(
+            Some(pipeline.file.span()),
+            format!("file.speed must be 0 (as fast as possible) or at least 0.001 (got {speed})"),
+        ));
+    }
+    let sinks = pipeline.sinks.get_ref();
+    let sinks_error = |reason: String| invalid(Some(pipeline.sinks.span()), reason);
+    if let Some(url) = &sinks.kafka {
+        shardcast_sources::parse_kafka_url(url)
+            .map_err(|e| sinks_error(format!("sinks.kafka: {e}")))?;
+    }
+    if let Some(url) = &sinks.redis {
+        if !(url.starts_with("redis://")
+            || url.starts_with("rediss://")
+            || url.starts_with("unix://"))
+        {
+            return Err(sinks_error(format!(
+                "sinks.redis {url:?}: use redis://HOST:PORT"
+            )));
+        }
+    }
+    for table in sinks.redis_tables.iter().flatten() {
+        if !TABLE_NAMES.contains(&table.as_str()) {
+            return Err(sinks_error(format!(
+                "sinks.redis_tables: unknown table {table:?} (tables: {})",
+                TABLE_NAMES.join(", ")
+            )));
+        }
+    }
+    let listen = &pipeline.sql.get_ref().listen;
+    if listen != "off" && listen.parse::<std::net::SocketAddr>().is_err() {
+        return Err(invalid(
+            Some(pipeline.sql.span()),
+            format!(
+                "sql.listen {listen:?}: use a loopback address such as 127.0.0.1:5433, or \"off\""
+            ),
+        ));
+    }
     crate::SourceSpec::parse(&pipeline.source, &pipeline)
         .map_err(|e| invalid(Some(spanned.span()), format!("source: {e}")))?;
     Ok(pipeline)
@@ -372,6 +435,23 @@ mod tests {
         assert!(err.to_string().starts_with("t.toml:4:"), "{err}");
         let err = parse_pipeline("t.toml", GOOD, "q").unwrap_err();
         assert!(err.to_string().contains("no pipeline named \"q\""), "{err}");
+        let text = "[pipeline.p]\ntick = \"1s\"\nwindow = \"1s\"\n\n[pipeline.p.sinks]\nredis_tables = [\"assignment\"]\n";
+        let err = parse_pipeline("t.toml", text, "p").unwrap_err().to_string();
+        assert!(
+            err.starts_with("t.toml:5:") && err.contains("unknown table"),
+            "{err}"
+        );
+        let text = "[pipeline.p]\ntick = \"1s\"\nwindow = \"1s\"\n\n[pipeline.p.generator]\ncustomers = 0\n";
+        let err = parse_pipeline("t.toml", text, "p").unwrap_err().to_string();
+        assert!(
+            err.starts_with("t.toml:5:") && err.contains("generator"),
+            "{err}"
+        );
+        let text = "[pipeline.p]\ntick = \"1s\"\nwindow = \"1s\"\n[pipeline.p.sql]\nlisten = \"localhost\"\n";
+        assert!(parse_pipeline("t.toml", text, "p")
+            .unwrap_err()
+            .to_string()
+            .starts_with("t.toml:4:"));
         let text = "[pipeline.p]\ntick = \"1s\"\nwindow = \"1s\"\nsource = \"ftp://x\"\n";
         assert!(parse_pipeline("t.toml", text, "p")
             .unwrap_err()

@@ -22,7 +22,12 @@ impl Millis {
         })?;
         let scale = match unit.trim() {
             "ms" => 1,
-            "s" | "" => 1_000,
+            "s" => 1_000,
+            "" => {
+                return Err(format!(
+                    "invalid duration {text:?}: add a unit (ms, s, m or h)"
+                ))
+            }
             "m" => 60_000,
             "h" => 3_600_000,
             other => {
@@ -31,7 +36,10 @@ impl Millis {
                 ))
             }
         };
-        Ok(Millis(number * scale))
+        number
+            .checked_mul(scale)
+            .map(Millis)
+            .ok_or_else(|| format!("invalid duration {text:?}: too large"))
     }
 }
 
@@ -85,5 +93,9 @@ mod tests {
         assert_eq!(Millis::parse("1h").unwrap().to_string(), "1h");
         assert!(Millis::parse("1x").unwrap_err().contains("unknown unit"));
         assert!(Millis::parse("s").is_err());
+        assert!(Millis::parse("5").unwrap_err().contains("add a unit"));
+        assert!(Millis::parse("99999999999999999h")
+            .unwrap_err()
+            .contains("too large"));
     }
 }

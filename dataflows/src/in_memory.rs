@@ -25,13 +25,14 @@ pub enum InMemoryDataflow {
 }
 
 /// Runs `dataflow` over `events` (sorted by time) on `workers` threads, event `i` on worker
-/// `i % workers`, epochs of `tick_ms`. Returns the wall time and the number of output changes.
+/// `i % workers`, epochs of `tick_ms`. Returns the wall time and the number of output changes, or
+/// why a worker failed.
 pub fn run_in_memory(
     events: Arc<Vec<Event>>,
     workers: usize,
     tick_ms: u64,
     dataflow: InMemoryDataflow,
-) -> (Duration, u64) {
+) -> Result<(Duration, u64), String> {
     let outputs = Arc::new(AtomicU64::new(0));
     let counter = outputs.clone();
     let started = Instant::now();
@@ -96,8 +97,8 @@ pub fn run_in_memory(
         // Leave without sliding the window out: that work is not part of what is measured.
         worker.drop_dataflow(dataflow_index);
     });
-    if let Ok(guards) = guards {
-        drop(guards.join());
+    for result in guards?.join() {
+        result.map_err(|e| format!("worker failed: {e}"))?;
     }
-    (started.elapsed(), outputs.load(Ordering::Relaxed))
+    Ok((started.elapsed(), outputs.load(Ordering::Relaxed)))
 }

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,10 +78,12 @@ pub enum WorkerReport {
 }
 
 /// Runs the job on `options.workers` threads until a finite source is done (with
-/// `exit_when_finished`) or `stop` is set. Reports go to `reports`.
+/// `exit_when_finished`) or `stop` is set. Reports go to `reports`, a bounded channel: a collector that
+/// waits on a slow sink slows the workers down instead of letting reports pile up in memory, and a
+/// collector that has gone away stops the job.
 pub fn run_job(
     options: JobOptions,
-    reports: Sender<WorkerReport>,
+    reports: SyncSender<WorkerReport>,
     stop: Arc<AtomicBool>,
 ) -> Result<(), String> {
     let workers = options.workers.max(1);
@@ -155,7 +157,15 @@ pub fn run_job(
                     match record {
                         Ok(event) => {
                             let epoch = event.epoch(tick);
-                            if epoch < *input.time() {
+                            if epoch.checked_add(options.window_epochs + 2).is_none() {
+                                // The window's retraction and the feedback's next epoch must exist.
+                                let reason = format!("timestamp out of range: {} ms", event.ts);
+                                dead.push(DeadLetter::new(
+                                    format!("worker {index}"),
+                                    reason,
+                                    &encode_json(&event),
+                                ));
+                            } else if epoch < *input.time() {
                                 late += 1;
                                 let reason = format!(
                                     "late: event time {} ms is in epoch {epoch}, but epochs before {} are closed (allowed lateness {} ms)",
@@ -177,12 +187,17 @@ pub fn run_job(
                         Err(letter) => dead.push(letter),
                     }
                 }
-                if !dead.is_empty() {
-                    let _ = reports.send(WorkerReport::DeadLetters {
-                        worker: index,
-                        epoch: *input.time(),
-                        letters: dead,
-                    });
+                let epoch = *input.time();
+                if !dead.is_empty()
+                    && reports
+                        .send(WorkerReport::DeadLetters {
+                            worker: index,
+                            epoch,
+                            letters: dead,
+                        })
+                        .is_err()
+                {
+                    break;
                 }
                 if let Some(progress) = batch.progress_ms {
                     let watermark = progress.saturating_sub(options.lateness_ms) / tick;
@@ -217,20 +232,27 @@ pub fn run_job(
             worker.step_or_park(Some(Duration::from_millis(if idle { 2 } else { 0 })));
 
             let changes = std::mem::take(&mut *captured.borrow_mut());
-            if !changes.is_empty() {
-                let _ = reports.send(WorkerReport::Changes {
-                    worker: index,
-                    changes,
-                });
+            if !changes.is_empty()
+                && reports
+                    .send(WorkerReport::Changes {
+                        worker: index,
+                        changes,
+                    })
+                    .is_err()
+            {
+                break;
             }
             let frontier = probe.with_frontier(|f| f.first().copied());
             if reported != Some(frontier) || events >= reported_events + 100_000 {
-                let _ = reports.send(WorkerReport::Progress {
+                let report = WorkerReport::Progress {
                     worker: index,
                     frontier,
                     events,
                     late,
-                });
+                };
+                if reports.send(report).is_err() {
+                    break;
+                }
                 reported = Some(frontier);
                 reported_events = events;
             }

@@ -31,7 +31,7 @@ impl SourceSpec {
     /// Parses `url` with the settings of `pipeline`.
     pub fn parse(url: &str, pipeline: &PipelineConfig) -> Result<Self, SourceError> {
         if url == "generator:" || url == "generator" {
-            return Ok(SourceSpec::Generator(pipeline.generator.clone()));
+            return Ok(SourceSpec::Generator(pipeline.generator.get_ref().clone()));
         }
         if let Some(path) = url.strip_prefix("file:") {
             if path.is_empty() {
@@ -39,13 +39,14 @@ impl SourceSpec {
                     "file: needs a path, e.g. file:trace.csv.gz".into(),
                 ));
             }
-            let ts_unit: TsUnit = pipeline.file.ts_unit.parse().map_err(|_| {
+            let ts_unit: TsUnit = pipeline.file.get_ref().ts_unit.parse().map_err(|_| {
                 SourceError::Invalid(format!(
                     "file.ts_unit {:?}: use s, ms or us",
-                    pipeline.file.ts_unit
+                    pipeline.file.get_ref().ts_unit
                 ))
             })?;
-            let speed = (pipeline.file.speed > 0.0).then_some(pipeline.file.speed);
+            let speed = pipeline.file.get_ref().speed;
+            let speed = (speed > 0.0).then_some(speed);
             return Ok(SourceSpec::File {
                 path: PathBuf::from(path),
                 ts_unit,
