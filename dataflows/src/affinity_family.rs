@@ -98,7 +98,7 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
     use shardcast_operators::reference::{self, Access};
-    use shardcast_operators::testing::run_collection;
+    use shardcast_operators::testing::run_collection_on;
 
     fn decisions_of(state: &reference::FamilyState) -> Vec<(Decision, isize)> {
         let mut rows: Vec<(Decision, isize)> = Vec::new();
@@ -139,7 +139,7 @@ mod tests {
     fn matches_reference_on_random_inputs() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(2024);
         let regions = ["ap", "eu", "us"];
-        for round in 0..12 {
+        for round in 0..16 {
             let window = rng.random_range(2..8);
             let policy = PartitionPolicy {
                 partitions: if round % 2 == 0 {
@@ -181,7 +181,11 @@ mod tests {
                 })
                 .collect();
             let p = policy.clone();
-            let states = run_collection(inserts, last, move |c| affinity_family(c, window, p));
+            // Alternate one and two workers: with two, customers are exchanged and loads broadcast.
+            let workers = 1 + round % 2;
+            let states = run_collection_on(workers, inserts, last, move |c| {
+                affinity_family(c, window, p.clone())
+            });
             let expected = reference::affinity_family(&accesses, window, &policy, last);
             for epoch in 0..=last {
                 let want = decisions_of(&reference::state_at(&expected, epoch));
