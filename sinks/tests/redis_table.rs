@@ -18,13 +18,7 @@ fn server() -> RedisServer {
 }
 
 fn change(table: &str, key: &str, diff: i64, row: Value, version: u64) -> Change {
-    Change {
-        table: table.into(),
-        key: key.into(),
-        row,
-        diff,
-        version,
-    }
+    Change::new(table, key, row, diff, version)
 }
 
 fn sink(server: &RedisServer, budget: Duration) -> RedisTableSink {

@@ -4,7 +4,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::fixtures::{eventually, free_port, output_ok, psql, shardcast, Process};
+use crate::fixtures::{eventually, free_port, output_ok, psql, read_topic, shardcast, Process};
 
 #[test]
 fn default_run_serves_sql_and_stops_cleanly_on_ctrl_c() {
@@ -180,38 +180,12 @@ fn replays_the_nasa_trace_to_a_changelog_file() {
 
 /// Every message of a topic, decoded as events.
 fn read_events(broker: &str, topic: &str) -> Vec<shardcast_sources::Event> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker)
-        .set("group.id", crate::fixtures::unique("reader"))
-        .create()
-        .unwrap();
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    for partition in metadata.topics()[0].partitions() {
-        assignment
-            .add_partition_offset(topic, partition.id(), Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&assignment).unwrap();
-    let (mut events, mut quiet) = (Vec::new(), 0);
-    while quiet < 10 {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(message) => {
-                quiet = 0;
-                let message = message.unwrap();
-                let origin = format!("{topic}@{}", message.offset());
-                events.push(
-                    shardcast_sources::decode_json(&origin, message.payload().unwrap()).unwrap(),
-                );
-            }
-            None => quiet += 1,
-        }
-    }
-    events
+    read_topic(broker, topic)
+        .iter()
+        .map(|(partition, payload)| {
+            shardcast_sources::decode_json(&format!("{topic}[{partition}]"), payload).unwrap()
+        })
+        .collect()
 }
 
 #[test]

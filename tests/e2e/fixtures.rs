@@ -222,3 +222,41 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> O
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Every message of `topic` from the beginning, as `(partition, payload)` in the order of each
+/// partition, read until the topic has been quiet for two seconds.
+pub fn read_topic(broker: &str, topic: &str) -> Vec<(i32, Vec<u8>)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("group.id", unique("e2e-reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for partition in metadata.topics()[0].partitions() {
+        assignment
+            .add_partition_offset(topic, partition.id(), Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let (mut messages, mut quiet) = (Vec::new(), 0);
+    while quiet < 10 {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                quiet = 0;
+                messages.push((
+                    message.partition(),
+                    message.payload().unwrap_or_default().to_vec(),
+                ));
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => quiet += 1,
+        }
+    }
+    messages
+}

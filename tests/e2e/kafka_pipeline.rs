@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use shardcast_dataflows::{access_of, parse_pipeline};
 use shardcast_operators::reference::{self, Access};
 use shardcast_sources::{encode_json, ensure_topic, Event, KafkaEventProducer};
 
-use crate::fixtures::{eventually, free_port, psql, shardcast, unique, Broker, Process, Redis};
+use crate::fixtures::{
+    eventually, free_port, psql, read_topic, shardcast, unique, Broker, Process, Redis,
+};
 
 const BASE_MS: u64 = 1_700_000_000_000;
 const REGIONS: [&str; 3] = ["us-east", "eu-west", "ap-south"];
@@ -96,57 +96,28 @@ fn read_changelog(
     broker: &str,
     topic: &str,
 ) -> (BTreeMap<String, BTreeMap<String, serde_json::Value>>, usize) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker)
-        .set("group.id", unique("e2e-reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    for partition in metadata.topics()[0].partitions() {
-        assignment
-            .add_partition_offset(topic, partition.id(), Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&assignment).unwrap();
+    let messages = read_topic(broker, topic);
     let mut tables: BTreeMap<String, BTreeMap<String, serde_json::Value>> = BTreeMap::new();
     let mut last_version: BTreeMap<i32, u64> = BTreeMap::new();
-    let mut messages = 0;
-    let mut quiet = 0;
-    while quiet < 15 {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(message)) => {
-                quiet = 0;
-                messages += 1;
-                let change: serde_json::Value =
-                    serde_json::from_slice(message.payload().unwrap()).unwrap();
-                let version = change["version"].as_u64().unwrap();
-                let previous = last_version
-                    .insert(message.partition(), version)
-                    .unwrap_or(0);
-                assert!(
-                    version >= previous,
-                    "versions go backwards on partition {}",
-                    message.partition()
-                );
-                let table = tables
-                    .entry(change["table"].as_str().unwrap().to_string())
-                    .or_default();
-                let key = change["key"].as_str().unwrap().to_string();
-                if change["diff"].as_i64().unwrap() > 0 {
-                    table.insert(key, change["row"].clone());
-                } else if table.get(&key) == Some(&change["row"]) {
-                    table.remove(&key);
-                }
-            }
-            Some(Err(e)) => panic!("reading the changelog: {e}"),
-            None => quiet += 1,
+    for (partition, payload) in &messages {
+        let change: serde_json::Value = serde_json::from_slice(payload).unwrap();
+        let version = change["version"].as_u64().unwrap();
+        let previous = last_version.insert(*partition, version).unwrap_or(0);
+        assert!(
+            version >= previous,
+            "versions go backwards on partition {partition}"
+        );
+        let table = tables
+            .entry(change["table"].as_str().unwrap().to_string())
+            .or_default();
+        let key = change["key"].as_str().unwrap().to_string();
+        if change["diff"].as_i64().unwrap() > 0 {
+            table.insert(key, change["row"].clone());
+        } else if table.get(&key) == Some(&change["row"]) {
+            table.remove(&key);
         }
     }
-    (tables, messages)
+    (tables, messages.len())
 }
 
 #[test]
