@@ -257,9 +257,11 @@ where
                                 break;
                             }
                             let changes = pending.remove(&t).unwrap_or_default();
-                            // Loads stamped `t` come from the assignments of `t - 1`.
+                            // Loads stamped `t - 1` and earlier (the assignments up to the end of `t - 1`).
+                            // They travel the feedback edge under a capability one epoch later, so the
+                            // frontier of that input passing `t` means they have all arrived.
                             while let Some(entry) = pending_loads.first_entry() {
-                                if *entry.key() > t {
+                                if *entry.key() >= t {
                                     break;
                                 }
                                 for (p, delta) in entry.remove() {
@@ -331,7 +333,6 @@ where
             })
             .explode(|(partition, total)| Some((partition, total as isize)))
             .count()
-            .delay(|t| t + 1)
             .inner
             .connect_loop(loop_handle);
 
