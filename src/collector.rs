@@ -175,29 +175,33 @@ impl Collector {
     ) -> anyhow::Result<()> {
         // Consolidate at row level: rows that a retraction and an insertion of the same epoch both carry
         // cancel out, so an unchanged row is never re-sent.
-        let mut consolidated: BTreeMap<(&'static str, String, String), (TableRow, i64)> =
-            BTreeMap::new();
+        // Each row is turned into JSON once: the text keys consolidation, the value goes to the sinks.
+        let mut consolidated: BTreeMap<
+            (&'static str, String, String),
+            (TableRow, serde_json::Value, i64),
+        > = BTreeMap::new();
         for (decision, diff) in decisions {
             for row in TableRow::from_decision(&decision) {
-                let json = row.to_json().to_string();
+                let json = row.to_json();
                 let entry = consolidated
-                    .entry((row.table(), row.key(), json))
-                    .or_insert((row, 0));
-                entry.1 += diff as i64;
+                    .entry((row.table(), row.key(), json.to_string()))
+                    .or_insert((row, json, 0));
+                entry.2 += diff as i64;
             }
         }
         for letter in &dead {
             self.dead_seq += 1;
             let row = TableRow::from_dead_letter(self.dead_seq, epoch, letter);
-            consolidated.insert((row.table(), row.key(), String::new()), (row, 1));
+            let json = row.to_json();
+            consolidated.insert((row.table(), row.key(), String::new()), (row, json, 1));
         }
         self.stats.dead_letters += dead.len() as u64;
-        let mut changes: Vec<(TableRow, i64)> = consolidated
+        let mut changes: Vec<(TableRow, serde_json::Value, i64)> = consolidated
             .into_values()
-            .filter(|(_, d)| *d != 0)
+            .filter(|(_, _, d)| *d != 0)
             .collect();
-        changes.sort_by_key(|(_, diff)| *diff > 0);
-        for (row, diff) in &changes {
+        changes.sort_by_key(|(_, _, diff)| *diff > 0);
+        for (row, _, diff) in &changes {
             let table = self.tables.entry(row.table()).or_default();
             if *diff > 0 {
                 table.insert(row.key(), row.clone());
@@ -212,10 +216,10 @@ impl Collector {
         if let Some(sink) = self.sink.as_mut() {
             let changes: Vec<Change> = changes
                 .iter()
-                .map(|(row, diff)| Change {
+                .map(|(row, json, diff)| Change {
                     table: row.table().to_string(),
                     key: row.key(),
-                    row: row.to_json(),
+                    row: json.clone(),
                     diff: *diff,
                     version: epoch,
                 })
