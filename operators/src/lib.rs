@@ -5,12 +5,18 @@
 //! implementation in [`reference`] over random inputs.
 
 mod affinity;
+mod client_sequence;
 mod partition_choice;
 pub mod reference;
 mod sliding_window;
 #[doc(hidden)]
 pub mod testing;
+mod transitions;
 
 pub use affinity::{Affinity, AffinityVectors};
+pub use client_sequence::{
+    client_steps_reference, ClientSequence, SequenceConfig, Step, TimedAccess,
+};
 pub use partition_choice::{Assignment, ChoosePartition, PartitionLoads, PartitionPolicy};
 pub use sliding_window::SlidingWindow;
+pub use transitions::{Successor, TransitionConfig, Transitions};
