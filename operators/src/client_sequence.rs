@@ -37,6 +37,8 @@ pub struct Step {
     pub client: String,
     /// The key accessed.
     pub key: String,
+    /// When (ms).
+    pub ts: u64,
     /// The key the same client accessed just before, when at most `pair_gap_ms` earlier.
     pub prev: Option<String>,
     /// The session: the time (ms) of the session's first access.
@@ -180,6 +182,7 @@ fn link(
     Step {
         client,
         key,
+        ts,
         prev,
         session,
     }

@@ -7,6 +7,7 @@
 mod affinity;
 mod client_sequence;
 mod partition_choice;
+mod prefetch_queue;
 pub mod reference;
 mod sliding_window;
 #[doc(hidden)]
@@ -18,5 +19,6 @@ pub use client_sequence::{
     client_steps_reference, ClientSequence, SequenceConfig, Step, TimedAccess,
 };
 pub use partition_choice::{Assignment, ChoosePartition, PartitionLoads, PartitionPolicy};
+pub use prefetch_queue::{prefetch_queue_reference, PrefetchQueue, QueueConfig, QueueRow};
 pub use sliding_window::SlidingWindow;
 pub use transitions::{Successor, TransitionConfig, Transitions};
