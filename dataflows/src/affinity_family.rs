@@ -1,41 +1,13 @@
 //! The first decision family: windowed load per key, affinity vectors, and the optimal partition.
 
 use differential_dataflow::VecCollection;
-use serde::{Deserialize, Serialize};
-use shardcast_operators::{
-    Affinity, AffinityVectors, Assignment, ChoosePartition, PartitionPolicy, SlidingWindow,
-};
+use shardcast_operators::{AffinityVectors, ChoosePartition, PartitionPolicy, SlidingWindow};
 use shardcast_sources::Event;
+
+use crate::Decision;
 
 /// An access as this family reads it: `(key, customer, home, region)`.
 pub type AccessTuple = (String, String, String, String);
-
-/// One decision row, as a differential datum: every table of the family in one collection, so one probe
-/// and one capture carry all of them in step.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Decision {
-    /// Accesses to `key` in the window.
-    KeyLoad {
-        /// The key.
-        key: String,
-        /// Accesses in the window.
-        accesses: u64,
-    },
-    /// A customer's affinity vector.
-    Affinity {
-        /// The customer.
-        customer: String,
-        /// Its vector.
-        affinity: Affinity,
-    },
-    /// A customer's partition.
-    Assignment {
-        /// The customer.
-        customer: String,
-        /// Its partition.
-        assignment: Assignment,
-    },
-}
 
 /// The static partition of an event's customer: the `home` attribute when the source states it, otherwise
 /// a stable hash of the customer over the configured partitions (static hashing), otherwise none.

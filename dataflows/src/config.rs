@@ -14,7 +14,17 @@ use toml::Spanned;
 use crate::Millis;
 
 /// The decision tables a job publishes (sinks and SQL).
-pub const TABLE_NAMES: [&str; 4] = ["key_load", "affinity", "assignments", "dead_letters"];
+pub const TABLE_NAMES: [&str; 9] = [
+    "key_load",
+    "affinity",
+    "assignments",
+    "dead_letters",
+    "transitions",
+    "prefetch",
+    "prefetch_queue",
+    "key_index",
+    "forecasts",
+];
 
 /// The embedded default configuration: what `shardcast run` uses with no `--config`.
 pub const DEFAULT_PIPELINES: &str = include_str!("../../pipelines.toml");
@@ -86,6 +96,9 @@ pub struct PipelineConfig {
     /// The SQL endpoint.
     #[serde(default = "default_sql")]
     pub sql: Spanned<SqlConfig>,
+    /// Next-access prediction, prefetch priorities and the prefetch executor.
+    #[serde(default = "default_prefetch")]
+    pub prefetch: Spanned<PrefetchConfig>,
 }
 
 fn default_source() -> String {
@@ -108,6 +121,9 @@ fn default_sql() -> Spanned<SqlConfig> {
 }
 fn default_partition() -> Spanned<PartitionConfig> {
     Spanned::new(0..0, PartitionConfig::default())
+}
+fn default_prefetch() -> Spanned<PrefetchConfig> {
+    unspanned(PrefetchConfig::default())
 }
 fn default_workers() -> Spanned<usize> {
     Spanned::new(0..0, 2)
@@ -201,6 +217,62 @@ pub struct SinksConfig {
     pub redis_tables: Option<Vec<String>>,
 }
 
+/// Next-access prediction and prefetch, as written in config.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrefetchConfig {
+    /// Run the prediction family (tables transitions, prefetch, prefetch_queue, key_index).
+    pub enabled: bool,
+    /// Two accesses of a client at most this far apart form a transition "after X comes Y".
+    pub pair_gap: Millis,
+    /// A client silent this long starts a new session.
+    pub session_gap: Millis,
+    /// Successors kept per key.
+    pub top_k: usize,
+    /// Pseudo-count shrinking the confidence of rarely seen keys.
+    pub prior: f64,
+    /// Transitions seen fewer times in the window are not predictions.
+    pub min_count: u64,
+    /// Predictions less confident than this are not prefetched.
+    pub threshold: f64,
+    /// Bytes each region's cache may receive per epoch. `kill -HUP` re-reads it while the job runs.
+    pub budget_bytes: u64,
+    /// A queued prediction not consumed within this time is invalidated.
+    pub queue_timeout: Millis,
+    /// Entries per consumer queue.
+    pub queue_capacity: usize,
+    /// The primary store the executor copies from (`redis://HOST:PORT`); no executor when absent.
+    pub primary: Option<String>,
+    /// Region name -> regional cache (`redis://HOST:PORT`) the executor copies into.
+    pub caches: BTreeMap<String, String>,
+    /// Time to live of a prefetched copy.
+    pub ttl: Millis,
+    /// Data keys live under this prefix in every store.
+    pub key_prefix: String,
+}
+
+impl Default for PrefetchConfig {
+    fn default() -> Self {
+        let p = crate::PredictionConfig::default();
+        PrefetchConfig {
+            enabled: true,
+            pair_gap: Millis(p.sequence.pair_gap_ms),
+            session_gap: Millis(p.sequence.session_gap_ms),
+            top_k: p.transitions.top_k,
+            prior: p.transitions.prior,
+            min_count: p.transitions.min_count,
+            threshold: p.threshold,
+            budget_bytes: 1 << 20,
+            queue_timeout: Millis(10_000),
+            queue_capacity: p.queue.capacity,
+            primary: None,
+            caches: BTreeMap::new(),
+            ttl: Millis(600_000),
+            key_prefix: "data:".into(),
+        }
+    }
+}
+
 /// The SQL endpoint (PostgreSQL wire protocol).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -239,6 +311,27 @@ impl PipelineConfig {
     /// Window length in epochs.
     pub fn window_epochs(&self) -> u64 {
         self.window.get_ref().0 / self.tick_ms()
+    }
+
+    /// The prediction family's settings in epochs of this pipeline's tick, or `None` when disabled.
+    pub fn prediction(&self) -> Option<crate::PredictionConfig> {
+        let p = self.prefetch.get_ref();
+        p.enabled.then(|| crate::PredictionConfig {
+            sequence: shardcast_operators::SequenceConfig {
+                pair_gap_ms: p.pair_gap.0,
+                session_gap_ms: p.session_gap.0,
+            },
+            transitions: shardcast_operators::TransitionConfig {
+                top_k: p.top_k,
+                prior: p.prior,
+                min_count: p.min_count,
+            },
+            threshold: p.threshold,
+            queue: shardcast_operators::QueueConfig {
+                timeout_epochs: p.queue_timeout.0.div_ceil(self.tick_ms()).max(1),
+                capacity: p.queue_capacity,
+            },
+        })
     }
 }
 
@@ -352,6 +445,8 @@ pub fn parse_pipeline(file: &str, text: &str, name: &str) -> Result<PipelineConf
             )));
         }
     }
+    validate_prefetch(&pipeline.prefetch)
+        .map_err(|e| invalid(Some(pipeline.prefetch.span()), e))?;
     let listen = &pipeline.sql.get_ref().listen;
     if listen != "off" && listen.parse::<std::net::SocketAddr>().is_err() {
         return Err(invalid(
@@ -364,6 +459,44 @@ pub fn parse_pipeline(file: &str, text: &str, name: &str) -> Result<PipelineConf
     crate::SourceSpec::parse(&pipeline.source, &pipeline)
         .map_err(|e| invalid(Some(spanned.span()), format!("source: {e}")))?;
     Ok(pipeline)
+}
+
+fn validate_prefetch(prefetch: &Spanned<PrefetchConfig>) -> Result<(), String> {
+    let p = prefetch.get_ref();
+    if !(0.0..=1.0).contains(&p.threshold) {
+        return Err(format!(
+            "prefetch.threshold must be between 0 and 1 (got {})",
+            p.threshold
+        ));
+    }
+    if !p.prior.is_finite() || p.prior < 0.0 {
+        return Err(format!(
+            "prefetch.prior must be a finite number >= 0 (got {})",
+            p.prior
+        ));
+    }
+    if p.top_k == 0 || p.queue_capacity == 0 {
+        return Err("prefetch.top_k and prefetch.queue_capacity must be at least 1".into());
+    }
+    let redis_url = |what: &str, url: &str| {
+        if url.starts_with("redis://") || url.starts_with("rediss://") {
+            Ok(())
+        } else {
+            Err(format!("prefetch.{what} {url:?}: use redis://HOST:PORT"))
+        }
+    };
+    if let Some(primary) = &p.primary {
+        redis_url("primary", primary)?;
+        if p.caches.is_empty() {
+            return Err("prefetch.primary is set but prefetch.caches names no region".into());
+        }
+    } else if !p.caches.is_empty() {
+        return Err("prefetch.caches needs prefetch.primary, the store to copy from".into());
+    }
+    for (region, url) in &p.caches {
+        redis_url(&format!("caches.{region}"), url)?;
+    }
+    Ok(())
 }
 
 fn line_of(text: &str, offset: usize) -> usize {

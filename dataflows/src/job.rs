@@ -12,7 +12,9 @@ use differential_dataflow::input::Input;
 use shardcast_operators::PartitionPolicy;
 use shardcast_sources::{encode_json, DeadLetter};
 
-use crate::{access_of, affinity_family, AccessTuple, Decision, FinishLine, SourceSpec};
+use crate::{
+    affinity_family, prediction_family, Access, Decision, FinishLine, PredictionConfig, SourceSpec,
+};
 
 /// How many epochs the input may run ahead of the output frontier before the worker stops reading: it
 /// bounds memory to a few epochs of input while leaving room to pipeline (2 epochs gave 80k events/s on
@@ -34,6 +36,11 @@ pub struct JobOptions {
     pub lateness_ms: u64,
     /// The partition policy.
     pub policy: PartitionPolicy,
+    /// The prediction family's settings; `None` leaves it out.
+    pub prediction: Option<PredictionConfig>,
+    /// Prefetch bytes per region per epoch. The job reads it every step, so a change (a config reload)
+    /// applies from the epoch the input is at.
+    pub prefetch_budget: Arc<AtomicU64>,
     /// Stop once a finite source is exhausted and its last epoch is final (benchmarks, tests); otherwise
     /// keep the final state and wait for `stop`.
     pub exit_when_finished: bool,
@@ -106,14 +113,24 @@ pub fn run_job(
         let dataflow = worker.next_dataflow_index();
         let sink = captured.clone();
         let (window, dataflow_policy) = (options.window_epochs, policy.clone());
-        let (mut input, probe) = worker.dataflow::<u64, _, _>(move |scope| {
-            let (input, accesses) = scope.new_collection::<AccessTuple, isize>();
-            let probe = affinity_family(accesses, window, dataflow_policy)
+        let prediction = options.prediction.clone();
+        let (mut input, mut budget_input, probe) = worker.dataflow::<u64, _, _>(move |scope| {
+            let (input, accesses) = scope.new_collection::<Access, isize>();
+            let (budget_input, budget) = scope.new_collection::<u64, isize>();
+            let mut decisions =
+                affinity_family(accesses.clone().map(|a| a.tuple()), window, dataflow_policy);
+            if let Some(config) = prediction {
+                decisions = decisions.concat(prediction_family(accesses, budget, window, config));
+            }
+            let probe = decisions
                 .inspect(move |x| sink.borrow_mut().push(x.clone()))
                 .probe()
                 .0;
-            (input, probe)
+            (input, budget_input, probe)
         });
+        // Worker 0 holds the one budget row; it follows `prefetch_budget` epoch by epoch.
+        let prefetch_budget = options.prefetch_budget.clone();
+        let mut budget_row: Option<u64> = None;
 
         let mut source = match options.source.open(index, peers) {
             Ok(source) => source,
@@ -181,7 +198,7 @@ pub fn run_job(
                                     &encode_json(&event),
                                 ));
                             } else {
-                                input.update_at(access_of(&event, &policy), epoch, 1);
+                                input.update_at(Access::of(&event, &policy), epoch, 1);
                                 max_epoch = max_epoch.max(Some(epoch));
                                 events += 1;
                             }
@@ -220,6 +237,21 @@ pub fn run_job(
                 }
                 input.flush();
             }
+            if index == 0 {
+                let wanted = prefetch_budget.load(Ordering::Relaxed);
+                if budget_row != Some(wanted) {
+                    if let Some(old) = budget_row {
+                        budget_input.update(old, -1);
+                    }
+                    budget_input.update(wanted, 1);
+                    budget_row = Some(wanted);
+                }
+            }
+            // The budget input follows the event input's epoch, so it never holds the frontier back.
+            if budget_input.time() < input.time() {
+                budget_input.advance_to(*input.time());
+            }
+            budget_input.flush();
             if finished && end.is_none() {
                 // Close every epoch that holds data on any worker, but keep the input open so the
                 // final window stays visible instead of sliding out to nothing.

@@ -137,8 +137,9 @@ type Input = (BTreeSet<String>, BTreeMap<String, u64>);
 
 /// Keeps one prefetch queue per consumer.
 ///
-/// **Computes:** from predictions `(consumer, key, confidence_millionths)` (an insert at epoch `t` enqueues
-/// the key for the consumer at `t`, or refreshes it; retractions are ignored, since an entry leaves the queue
+/// **Computes:** from predictions `(consumer, key, confidence_millionths, made_at)` (an insert at epoch `t`
+/// enqueues the key for the consumer at `t`, or refreshes it; `made_at` is when the access the prediction
+/// follows from happened, so a prediction repeated by a later access is a new insert; retractions are ignored, since an entry leaves the queue
 /// only by being consumed or invalidated) and accesses `(consumer, key)` (an access consumes a queued
 /// key), the queue of every consumer as [`QueueRow::Entry`] rows plus its [`QueueRow::Counters`]. At each
 /// epoch: entries the consumer accessed are consumed, entries older than `timeout_epochs` are invalidated,
@@ -155,10 +156,10 @@ type Input = (BTreeSet<String>, BTreeMap<String, u64>);
 /// use shardcast_operators::{PrefetchQueue, QueueConfig};
 ///
 /// timely::example(|scope| {
-///     let (mut predictions, p) = scope.new_collection::<(String, String, u64), isize>();
+///     let (mut predictions, p) = scope.new_collection::<(String, String, u64, u64), isize>();
 ///     let (mut accesses, a) = scope.new_collection::<(String, String), isize>();
 ///     p.prefetch_queue(a, QueueConfig::default()).inspect(|x| println!("{:?}", x));
-///     predictions.insert(("consumer-1".to_string(), "msg-7".to_string(), 800_000));
+///     predictions.insert(("consumer-1".to_string(), "msg-7".to_string(), 800_000, 0));
 ///     predictions.advance_to(1);
 ///     accesses.advance_to(1);
 /// });
@@ -172,7 +173,7 @@ pub trait PrefetchQueue<'scope> {
     ) -> VecCollection<'scope, u64, QueueRow>;
 }
 
-impl<'scope> PrefetchQueue<'scope> for VecCollection<'scope, u64, (String, String, u64)> {
+impl<'scope> PrefetchQueue<'scope> for VecCollection<'scope, u64, (String, String, u64, u64)> {
     fn prefetch_queue(
         self,
         accesses: VecCollection<'scope, u64, (String, String)>,
@@ -181,27 +182,33 @@ impl<'scope> PrefetchQueue<'scope> for VecCollection<'scope, u64, (String, Strin
         self.inner
             .binary_frontier(
                 accesses.inner,
-                Exchange::new(|((c, _, _), _, _): &((String, String, u64), u64, isize)| {
-                    c.hashed().into()
-                }),
+                Exchange::new(
+                    |((c, _, _, _), _, _): &((String, String, u64, u64), u64, isize)| {
+                        c.hashed().into()
+                    },
+                ),
                 Exchange::new(|((c, _), _, _): &((String, String), u64, isize)| c.hashed().into()),
                 "PrefetchQueue",
                 move |capability, _info| {
                     let mut caps = CapabilitySet::<u64>::from_elem(capability);
                     let mut pending: BTreeMap<u64, HashMap<String, Input>> = BTreeMap::new();
+                    // Predictions by epoch, consolidated before use: a join upstream may send an
+                    // insert and its retraction in the same epoch, which must cancel out.
+                    type Prediction = (String, String, u64, u64);
+                    let mut predictions: BTreeMap<u64, HashMap<Prediction, isize>> =
+                        BTreeMap::new();
                     // Epochs at which some consumer's oldest entry times out.
                     let mut due: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
                     let mut queues: HashMap<String, Queue> = HashMap::new();
                     move |(input1, frontier1), (input2, frontier2), output| {
                         input1.for_each_stamp(|_cap, data| {
                             for batch in data {
-                                for ((c, k, conf), t, r) in batch.drain(..) {
-                                    if r > 0 {
-                                        let slot =
-                                            pending.entry(t).or_default().entry(c).or_default();
-                                        let best = slot.1.entry(k).or_default();
-                                        *best = (*best).max(conf);
-                                    }
+                                for (prediction, t, r) in batch.drain(..) {
+                                    *predictions
+                                        .entry(t)
+                                        .or_default()
+                                        .entry(prediction)
+                                        .or_default() += r;
                                 }
                             }
                         });
@@ -222,6 +229,22 @@ impl<'scope> PrefetchQueue<'scope> for VecCollection<'scope, u64, (String, Strin
                         });
                         let (f1, f2) = (frontier1.frontier(), frontier2.frontier());
                         loop {
+                            // Consolidated predictions of epochs both inputs have passed join the
+                            // epoch's pending input.
+                            while let Some(entry) = predictions.first_entry() {
+                                let t = *entry.key();
+                                if f1.less_equal(&t) || f2.less_equal(&t) {
+                                    break;
+                                }
+                                for ((c, k, conf, _made_at), r) in entry.remove() {
+                                    if r > 0 {
+                                        let slot =
+                                            pending.entry(t).or_default().entry(c).or_default();
+                                        let best = slot.1.entry(k).or_default();
+                                        *best = (*best).max(conf);
+                                    }
+                                }
+                            }
                             let next_pending = pending.keys().next().copied();
                             let next_due = due.keys().next().copied();
                             let Some(t) = [next_pending, next_due].into_iter().flatten().min()
@@ -260,7 +283,13 @@ impl<'scope> PrefetchQueue<'scope> for VecCollection<'scope, u64, (String, Strin
                         }
                         // Hold a capability for the earliest epoch that may still change a queue.
                         let mut lower = Antichain::new();
-                        for t in pending.keys().next().into_iter().chain(due.keys().next()) {
+                        for t in pending
+                            .keys()
+                            .next()
+                            .into_iter()
+                            .chain(due.keys().next())
+                            .chain(predictions.keys().next())
+                        {
                             lower.insert(*t);
                         }
                         for t in f1.iter().chain(f2.iter()) {
@@ -343,7 +372,7 @@ mod tests {
             let (index, peers) = (worker.index(), worker.peers());
             let sink = sink.clone();
             let (mut p_in, mut a_in, probe) = worker.dataflow::<u64, _, _>(move |scope| {
-                let (p_in, p) = scope.new_collection::<(String, String, u64), isize>();
+                let (p_in, p) = scope.new_collection::<(String, String, u64, u64), isize>();
                 let (a_in, a) = scope.new_collection::<(String, String), isize>();
                 let probe = p
                     .prefetch_queue(a, config)
@@ -357,9 +386,9 @@ mod tests {
                 (p_in, a_in, probe)
             });
             let (predictions, accesses) = shared.lock().unwrap().clone();
-            for (i, (d, t)) in predictions.into_iter().enumerate() {
+            for (i, ((c, k, conf), t)) in predictions.into_iter().enumerate() {
                 if i % peers == index {
-                    p_in.update_at(d, t, 1);
+                    p_in.update_at((c, k, conf, i as u64), t, 1);
                 }
             }
             for (i, (d, t)) in accesses.into_iter().enumerate() {

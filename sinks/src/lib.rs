@@ -4,6 +4,9 @@
 //! [`Change`]s. Sinks: [`JsonLinesSink`] (file or stdout), [`KafkaChangelogSink`] (a changelog
 //! topic), [`RedisTableSink`] (current table state, read back with [`read_table`]), and
 //! [`Fanout`] to write to several. Networked sinks retry outages via [`retry`].
+//!
+//! [`PrefetchExecutor`] carries out prefetch orders: it copies predicted data from the primary
+//! store into regional Redis caches.
 
 mod backoff;
 mod change;
@@ -12,6 +15,7 @@ mod fanout;
 mod json_lines;
 mod kafka_changelog;
 mod kafka_reader;
+pub mod prefetch;
 mod record;
 mod redis_read;
 mod redis_table;
@@ -26,6 +30,10 @@ pub use kafka_changelog::{KafkaChangelogSink, KafkaSinkOptions};
 pub use kafka_reader::{
     read_changelog, read_last_record, ChangelogRecord, CHANGELOG_PARTITION, COUNT_HEADER,
     INDEX_HEADER, VERSION_HEADER,
+};
+pub use prefetch::{
+    read_landed, PrefetchExecutor, PrefetchExecutorConfig, PrefetchOrder, PrefetchStats,
+    RegionStats, SubmitError, SubmitOutcome,
 };
 pub use record::{canonical_order, encode_record};
 pub use redis_read::read_table;
