@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use shardcast_dataflows::{Decision, WorkerReport};
-use shardcast_queries::{batch_from_rows, SnapshotStore};
+use shardcast_queries::SnapshotStore;
 use shardcast_sinks::{Change, Sink};
 use shardcast_sources::DeadLetter;
 
@@ -258,31 +258,14 @@ impl Collector {
             return Ok(());
         };
         let mut batches = Vec::new();
-        for table in TABLES {
+        for table in TABLES.iter().copied() {
             let rows = self
                 .tables
                 .get(table)
                 .map(|t| t.values().collect::<Vec<_>>())
                 .unwrap_or_default();
-            let batch = match table {
-                "key_load" => batch_from_rows(&pick(&rows, |r| match r {
-                    TableRow::KeyLoad(x) => Some(x),
-                    _ => None,
-                })),
-                "affinity" => batch_from_rows(&pick(&rows, |r| match r {
-                    TableRow::Affinity(x) => Some(x),
-                    _ => None,
-                })),
-                "assignments" => batch_from_rows(&pick(&rows, |r| match r {
-                    TableRow::Assignment(x) => Some(x),
-                    _ => None,
-                })),
-                _ => batch_from_rows(&pick(&rows, |r| match r {
-                    TableRow::DeadLetter(x) => Some(x),
-                    _ => None,
-                })),
-            }
-            .with_context(|| format!("building the {table} snapshot"))?;
+            let batch = TableRow::batch(table, &rows)
+                .with_context(|| format!("building the {table} snapshot"))?;
             batches.push((table.to_string(), batch));
         }
         store
@@ -329,11 +312,4 @@ impl Collector {
         }
         Ok(())
     }
-}
-
-fn pick<'a, T: Clone + 'a>(
-    rows: &[&'a TableRow],
-    f: impl Fn(&'a TableRow) -> Option<&'a T>,
-) -> Vec<T> {
-    rows.iter().filter_map(|r| f(r)).cloned().collect()
 }

@@ -1,5 +1,8 @@
-//! `shardcast produce`: write events to a Kafka topic from a trace file or the generator.
+//! `shardcast produce`: write events to a Kafka topic, or to a JSON-lines file, from a trace file or the
+//! generator.
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,7 +16,8 @@ use shardcast_sources::{
 /// Arguments of `shardcast produce`.
 #[derive(Args, Debug)]
 pub struct ProduceArgs {
-    /// Destination, `kafka://HOST:PORT/TOPIC` (created if missing).
+    /// Destination: `kafka://HOST:PORT/TOPIC` (created if missing) or `file:PATH` (JSON lines, one event
+    /// per line, `ts` in milliseconds; the format `shardcast run --source file:PATH` reads back).
     #[arg(long)]
     to: String,
     /// Trace file to send (normalized CSV, gzip or not, or JSON lines).
@@ -40,11 +44,54 @@ pub struct ProduceArgs {
     partitions: i32,
 }
 
-/// Sends the events, keyed by client so one client's events stay in order on one partition.
+/// Where produced events go.
+enum Destination {
+    /// A Kafka topic; events are keyed by client so one client's events stay in order on one partition.
+    Kafka(KafkaEventProducer),
+    /// A JSON-lines file.
+    File(BufWriter<File>),
+}
+
+impl Destination {
+    fn open(to: &str, partitions: i32) -> anyhow::Result<Self> {
+        if let Some(path) = to.strip_prefix("file:") {
+            let file = File::create(path).with_context(|| format!("creating {path}"))?;
+            return Ok(Destination::File(BufWriter::new(file)));
+        }
+        let (brokers, topic) = parse_kafka_url(to)?;
+        ensure_topic(&brokers, &topic, partitions)
+            .with_context(|| format!("creating topic {topic}"))?;
+        let producer =
+            KafkaEventProducer::new(&brokers, &topic).context("creating the producer")?;
+        Ok(Destination::Kafka(producer))
+    }
+
+    fn send(&mut self, event: &shardcast_sources::Event) -> anyhow::Result<()> {
+        let payload = encode_json(event);
+        match self {
+            Destination::Kafka(producer) => producer.send(&event.client, &payload)?,
+            Destination::File(file) => {
+                file.write_all(&payload)?;
+                file.write_all(b"\n")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        match self {
+            Destination::Kafka(producer) => producer
+                .flush(Duration::from_secs(60))
+                .context("flushing the producer")?,
+            Destination::File(mut file) => file.flush().context("writing the file")?,
+        }
+        Ok(())
+    }
+}
+
+/// Sends the events from the trace or the generator to the destination.
 pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
-    let (brokers, topic) = parse_kafka_url(&args.to)?;
-    ensure_topic(&brokers, &topic, args.partitions)
-        .with_context(|| format!("creating topic {topic}"))?;
+    let mut destination = Destination::open(&args.to, args.partitions)?;
     let mut source: Box<dyn Source> = match (&args.trace, args.generator) {
         (Some(path), _) => {
             let ts_unit: TsUnit = args
@@ -71,7 +118,6 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         }
         (None, false) => bail!("give --trace FILE or --generator"),
     };
-    let producer = KafkaEventProducer::new(&brokers, &topic).context("creating the producer")?;
     let (mut sent, mut skipped) = (0u64, 0u64);
     let limit = args.limit.unwrap_or(u64::MAX);
     'outer: loop {
@@ -79,7 +125,7 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         for record in batch.records {
             match record {
                 Ok(event) => {
-                    producer.send(&event.client, &encode_json(&event))?;
+                    destination.send(&event)?;
                     sent += 1;
                     if sent >= limit {
                         break 'outer;
@@ -95,9 +141,7 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
             break;
         }
     }
-    producer
-        .flush(Duration::from_secs(60))
-        .context("flushing the producer")?;
+    destination.finish()?;
     eprintln!(
         "shardcast: sent {sent} events to {} ({skipped} unreadable records not sent)",
         args.to

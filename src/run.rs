@@ -1,7 +1,7 @@
 //! `shardcast run`: one pipeline, its sinks, its SQL endpoint and a live status line.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,12 +9,12 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Args;
 use shardcast_dataflows::{load_pipeline, run_job, JobOptions, PipelineConfig, SourceSpec};
-use shardcast_queries::{schema_of, spawn_pg_server_thread, SnapshotStore};
+use shardcast_queries::{spawn_pg_server_thread, SnapshotStore};
 use shardcast_sinks::{Fanout, JsonLinesSink, KafkaChangelogSink, RedisTableSink, Sink};
 use shardcast_sources::parse_kafka_url;
 
 use crate::collector::Collector;
-use crate::tables::{AffinityRow, AssignmentRow, DeadLetterRow, KeyLoadRow};
+use crate::tables::TableRow;
 
 /// Worker reports that may wait for the collector before the workers block (backpressure from sinks).
 pub const REPORTS_IN_FLIGHT: usize = 256;
@@ -80,12 +80,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     let sink = build_sinks(&pipeline)?;
-    let store = SnapshotStore::new(vec![
-        ("key_load".into(), schema_of::<KeyLoadRow>()?),
-        ("affinity".into(), schema_of::<AffinityRow>()?),
-        ("assignments".into(), schema_of::<AssignmentRow>()?),
-        ("dead_letters".into(), schema_of::<DeadLetterRow>()?),
-    ]);
+    let store = SnapshotStore::new(TableRow::schemas()?);
     let _server = if pipeline.sql.get_ref().listen != "off" {
         let addr =
             pipeline.sql.get_ref().listen.parse().with_context(|| {
@@ -186,6 +181,8 @@ pub fn job_options(
         window_epochs: pipeline.window_epochs(),
         lateness_ms: pipeline.allowed_lateness.0,
         policy: pipeline.policy(),
+        prediction: pipeline.prediction(),
+        prefetch_budget: Arc::new(AtomicU64::new(pipeline.prefetch.get_ref().budget_bytes)),
         exit_when_finished,
     }
 }

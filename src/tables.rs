@@ -1,7 +1,11 @@
 //! The decision tables as rows: what sinks write and SQL reads.
 
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 use shardcast_dataflows::Decision;
+use shardcast_operators::QueueRow;
+use shardcast_queries::{batch_from_rows, schema_of, QueryError};
 use shardcast_sources::DeadLetter;
 
 /// `key_load`: accesses per key in the window.
@@ -58,33 +62,155 @@ pub struct DeadLetterRow {
     pub raw: String,
 }
 
-/// A row of any table, with its table name and key.
-#[derive(Clone, Debug, PartialEq)]
-pub enum TableRow {
-    /// A `key_load` row.
-    KeyLoad(KeyLoadRow),
-    /// An `affinity` row.
-    Affinity(AffinityRow),
-    /// An `assignments` row.
-    Assignment(AssignmentRow),
-    /// A `dead_letters` row.
-    DeadLetter(DeadLetterRow),
+/// `transitions`: "after `key` comes `next_key`", over the window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TransitionRow {
+    /// The key.
+    pub key: String,
+    /// A key that followed it.
+    pub next_key: String,
+    /// Times `next_key` followed `key` in the window.
+    pub count: i64,
+    /// Times anything followed `key`.
+    pub total: i64,
+    /// `count / total`.
+    pub probability: f64,
+    /// The probability shrunk by its support.
+    pub confidence: f64,
 }
 
-/// Table names, in the order they are published.
-pub const TABLES: [&str; 4] = ["key_load", "affinity", "assignments", "dead_letters"];
+/// `prefetch`: the orders of the latest epoch, per region.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PrefetchRow {
+    /// The region whose cache should receive the key.
+    pub region: String,
+    /// The key.
+    pub key: String,
+    /// Priority: chance that a client of the region asks for it soon, discounted by confidence.
+    pub priority: f64,
+    /// Highest probability among the clients predicted to ask.
+    pub probability: f64,
+    /// Highest confidence among them.
+    pub confidence: f64,
+    /// Bytes to move.
+    pub bytes: i64,
+    /// Clients of the region predicted to ask.
+    pub clients: i64,
+}
+
+/// `prefetch_queue`: the queued predictions of each consumer (order by confidence to read a queue).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PrefetchQueueRow {
+    /// The consumer.
+    pub consumer: String,
+    /// The predicted key.
+    pub key: String,
+    /// Prediction confidence.
+    pub confidence: f64,
+    /// Epoch it was enqueued.
+    pub enqueued_epoch: i64,
+    /// Epoch at which it is invalidated unless consumed.
+    pub expires_epoch: i64,
+}
+
+/// `queue_stats`: per consumer, queued keys consumed and invalidated since the job started.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueStatsRow {
+    /// The consumer.
+    pub consumer: String,
+    /// Queued keys it then accessed.
+    pub consumed: i64,
+    /// Queued keys dropped (timed out or pushed out by more confident ones).
+    pub invalidated: i64,
+}
+
+/// `key_index`: seed 000's fast key index.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeyIndexRow {
+    /// The key.
+    pub key: String,
+    /// Version tag: event time (ms) of its latest access.
+    pub version: i64,
+    /// Session of that access (`client/session-start-ms`).
+    pub session: String,
+    /// Keys expected after it, most likely first, comma-separated.
+    pub event_keys: String,
+    /// Highest confidence with which it is predicted next (0 if not).
+    pub confidence: f64,
+}
+
+/// Declares [`TableRow`] with one variant per table, its name and its row type, in publication order.
+macro_rules! tables {
+    ($($variant:ident($row:ident) = $name:literal),* $(,)?) => {
+        /// A row of any table.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum TableRow {
+            $(
+                #[doc = concat!("A `", $name, "` row.")]
+                $variant($row),
+            )*
+        }
+
+        /// Table names, in the order they are published.
+        pub const TABLES: &[&str] = &[$($name),*];
+
+        impl TableRow {
+            /// The table this row belongs to.
+            pub fn table(&self) -> &'static str {
+                match self {
+                    $(TableRow::$variant(_) => $name,)*
+                }
+            }
+
+            /// The row as a JSON object.
+            pub fn to_json(&self) -> serde_json::Value {
+                let value = match self {
+                    $(TableRow::$variant(r) => serde_json::to_value(r),)*
+                };
+                value.unwrap_or(serde_json::Value::Null)
+            }
+
+            /// The Arrow schema of every table.
+            pub fn schemas() -> Result<Vec<(String, SchemaRef)>, QueryError> {
+                Ok(vec![$(($name.to_string(), schema_of::<$row>()?)),*])
+            }
+
+            /// The Arrow batch of `table` from its rows (rows of other tables are ignored).
+            pub fn batch(table: &str, rows: &[&TableRow]) -> Result<RecordBatch, QueryError> {
+                match table {
+                    $($name => {
+                        let rows: Vec<$row> = rows
+                            .iter()
+                            .filter_map(|r| match r {
+                                TableRow::$variant(x) => Some(x.clone()),
+                                #[allow(unreachable_patterns)]
+                                _ => None,
+                            })
+                            .collect();
+                        batch_from_rows(&rows)
+                    })*
+                    other => Err(QueryError::UnknownTable {
+                        table: other.to_string(),
+                    }),
+                }
+            }
+        }
+    };
+}
+
+tables! {
+    KeyLoad(KeyLoadRow) = "key_load",
+    Affinity(AffinityRow) = "affinity",
+    Assignment(AssignmentRow) = "assignments",
+    DeadLetter(DeadLetterRow) = "dead_letters",
+    Transition(TransitionRow) = "transitions",
+    Prefetch(PrefetchRow) = "prefetch",
+    PrefetchQueue(PrefetchQueueRow) = "prefetch_queue",
+    QueueStats(QueueStatsRow) = "queue_stats",
+    KeyIndex(KeyIndexRow) = "key_index",
+}
 
 impl TableRow {
-    /// The table this row belongs to.
-    pub fn table(&self) -> &'static str {
-        match self {
-            TableRow::KeyLoad(_) => "key_load",
-            TableRow::Affinity(_) => "affinity",
-            TableRow::Assignment(_) => "assignments",
-            TableRow::DeadLetter(_) => "dead_letters",
-        }
-    }
-
     /// The row's primary key within its table.
     pub fn key(&self) -> String {
         match self {
@@ -92,18 +218,12 @@ impl TableRow {
             TableRow::Affinity(r) => format!("{}/{}", r.customer, r.region),
             TableRow::Assignment(r) => r.customer.clone(),
             TableRow::DeadLetter(r) => r.seq.to_string(),
+            TableRow::Transition(r) => format!("{}/{}", r.key, r.next_key),
+            TableRow::Prefetch(r) => format!("{}/{}", r.region, r.key),
+            TableRow::PrefetchQueue(r) => format!("{}/{}", r.consumer, r.key),
+            TableRow::QueueStats(r) => r.consumer.clone(),
+            TableRow::KeyIndex(r) => r.key.clone(),
         }
-    }
-
-    /// The row as a JSON object.
-    pub fn to_json(&self) -> serde_json::Value {
-        let value = match self {
-            TableRow::KeyLoad(r) => serde_json::to_value(r),
-            TableRow::Affinity(r) => serde_json::to_value(r),
-            TableRow::Assignment(r) => serde_json::to_value(r),
-            TableRow::DeadLetter(r) => serde_json::to_value(r),
-        };
-        value.unwrap_or(serde_json::Value::Null)
     }
 
     /// The rows a decision stands for (an affinity vector is one row per region).
@@ -137,6 +257,52 @@ impl TableRow {
                 partition: assignment.partition.clone(),
                 home: assignment.home.clone(),
                 since_epoch: assignment.since as i64,
+            })],
+            Decision::Transition { key, successor } => vec![TableRow::Transition(TransitionRow {
+                key: key.clone(),
+                next_key: successor.key.clone(),
+                count: successor.count as i64,
+                total: successor.total as i64,
+                probability: successor.probability,
+                confidence: successor.confidence,
+            })],
+            Decision::Prefetch(o) => vec![TableRow::Prefetch(PrefetchRow {
+                region: o.region.clone(),
+                key: o.key.clone(),
+                priority: o.priority.0,
+                probability: o.probability.0,
+                confidence: o.confidence.0,
+                bytes: o.bytes as i64,
+                clients: o.clients as i64,
+            })],
+            Decision::KeyIndex(e) => vec![TableRow::KeyIndex(KeyIndexRow {
+                key: e.key.clone(),
+                version: e.version as i64,
+                session: e.session.clone(),
+                event_keys: e.event_keys.join(","),
+                confidence: e.confidence.0,
+            })],
+            Decision::Queue(QueueRow::Entry {
+                consumer,
+                key,
+                confidence_millionths,
+                enqueued,
+                expires,
+            }) => vec![TableRow::PrefetchQueue(PrefetchQueueRow {
+                consumer: consumer.clone(),
+                key: key.clone(),
+                confidence: *confidence_millionths as f64 / 1e6,
+                enqueued_epoch: *enqueued as i64,
+                expires_epoch: *expires as i64,
+            })],
+            Decision::Queue(QueueRow::Counters {
+                consumer,
+                consumed,
+                invalidated,
+            }) => vec![TableRow::QueueStats(QueueStatsRow {
+                consumer: consumer.clone(),
+                consumed: *consumed as i64,
+                invalidated: *invalidated as i64,
             })],
         }
     }
