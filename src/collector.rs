@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use shardcast_dataflows::{Decision, WorkerReport};
 use shardcast_queries::SnapshotStore;
-use shardcast_sinks::{Change, Sink};
+use shardcast_sinks::{Change, PrefetchExecutor, PrefetchOrder, PrefetchStats, Sink};
 use shardcast_sources::DeadLetter;
 
 use crate::tables::{TableRow, TABLES};
@@ -48,6 +48,7 @@ pub struct Collector {
     started: Instant,
     status: bool,
     failure: Option<String>,
+    prefetcher: Option<PrefetchExecutor>,
 }
 
 impl Collector {
@@ -75,7 +76,19 @@ impl Collector {
             started: Instant::now(),
             status,
             failure: None,
+            prefetcher: None,
         }
+    }
+
+    /// Hands every new prefetch order to `executor` as its epoch becomes final.
+    pub fn with_prefetcher(mut self, executor: PrefetchExecutor) -> Self {
+        self.prefetcher = Some(executor);
+        self
+    }
+
+    /// Stops the prefetch executor, giving it `drain` to finish queued copies; its final counters.
+    pub fn stop_prefetcher(&mut self, drain: Duration) -> Option<PrefetchStats> {
+        self.prefetcher.take().map(|p| p.shutdown(drain))
     }
 
     /// Counters so far.
@@ -228,6 +241,22 @@ impl Collector {
                 .with_context(|| format!("writing version {epoch} to sink {}", sink.name()))?;
             self.stats.changes += changes.len() as u64;
         }
+        if let Some(prefetcher) = &self.prefetcher {
+            // Only new orders: a retraction means the order is no longer wanted, and the executor
+            // never removes a copy (its TTL does).
+            for (row, _, diff) in &changes {
+                if let (TableRow::Prefetch(p), true) = (row, *diff > 0) {
+                    prefetcher.submit(PrefetchOrder {
+                        key: p.key.clone(),
+                        region: p.region.clone(),
+                        priority: p.priority,
+                        confidence: p.confidence,
+                        bytes: p.bytes.max(0) as u64,
+                        epoch,
+                    });
+                }
+            }
+        }
         self.stats.completed = Some(epoch);
         self.snapshot_due = true;
         Ok(())
@@ -292,6 +321,15 @@ impl Collector {
             }).collect::<std::collections::BTreeSet<_>>().len()),
             rows("assignments"),
         );
+        let line = match &self.prefetcher {
+            Some(p) => {
+                let stats = p.stats();
+                let copied: u64 = stats.regions.values().map(|r| r.copied).sum();
+                let retrying = stats.regions.values().filter(|r| r.retrying).count();
+                format!("{line} | prefetched {copied} (regions retrying {retrying})")
+            }
+            None => line,
+        };
         let mut err = std::io::stderr();
         if err.is_terminal() {
             let _ = write!(err, "\r\x1b[2K{line}");

@@ -10,7 +10,10 @@ use anyhow::{bail, Context};
 use clap::Args;
 use shardcast_dataflows::{load_pipeline, run_job, JobOptions, PipelineConfig, SourceSpec};
 use shardcast_queries::{spawn_pg_server_thread, SnapshotStore};
-use shardcast_sinks::{Fanout, JsonLinesSink, KafkaChangelogSink, RedisTableSink, Sink};
+use shardcast_sinks::{
+    Fanout, JsonLinesSink, KafkaChangelogSink, PrefetchExecutor, PrefetchExecutorConfig,
+    RedisTableSink, RetryPolicy, Sink,
+};
 use shardcast_sources::parse_kafka_url;
 
 use crate::collector::Collector;
@@ -112,6 +115,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("installing the Ctrl-C handler")?;
 
     let options = job_options(&pipeline, source, args.exit_at_end);
+    let budget = options.prefetch_budget.clone();
     let workers = options.workers;
     let (tx, rx) = mpsc::sync_channel(REPORTS_IN_FLIGHT);
     let job_stop = stop.clone();
@@ -119,13 +123,39 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .name("timely".into())
         .spawn(move || run_job(options, tx, job_stop))?;
     let mut collector = Collector::new(workers, Some(sink), Some(store), !args.quiet);
-    let collected = collect(&mut collector, &rx);
+    if let Some(executor) = build_prefetcher(&pipeline)? {
+        collector = collector.with_prefetcher(executor);
+    }
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+        .context("installing the SIGHUP handler")?;
+    let reloader = Reloader {
+        flag: reload,
+        config: args.config.clone(),
+        pipeline: args.pipeline.clone(),
+        budget: budget.clone(),
+    };
+    let collected = collect(&mut collector, &rx, &reloader);
     if collected.is_err() || collector.failure().is_some() {
         // Stop the workers (a sink gave up, or a worker failed), then report why.
         stop.store(true, Ordering::Relaxed);
         drop(rx);
     }
     let finished = collected.and_then(|()| collector.finish());
+    if let Some(stats) = collector.stop_prefetcher(Duration::from_secs(5)) {
+        for (region, r) in &stats.regions {
+            eprintln!(
+                "shardcast: prefetch {region}: {} submitted, {} copied ({} bytes), {} already present, {} missing in primary, {} shed, {} abandoned, {} pending",
+                r.submitted, r.copied, r.bytes_copied, r.already_present, r.missing_in_primary, r.shed, r.abandoned, r.pending
+            );
+        }
+        if stats.rejected_unknown_region > 0 {
+            eprintln!(
+                "shardcast: prefetch: {} orders for regions without a cache in prefetch.caches",
+                stats.rejected_unknown_region
+            );
+        }
+    }
     if let Err(e) = finished {
         let _ = job.join();
         return Err(
@@ -150,12 +180,40 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Re-reads the changeable settings of the pipeline when SIGHUP arrives.
+struct Reloader {
+    flag: Arc<AtomicBool>,
+    config: Option<PathBuf>,
+    pipeline: String,
+    budget: Arc<AtomicU64>,
+}
+
+impl Reloader {
+    /// Applies `prefetch.budget_bytes` from the config file if a reload was asked for. A config that no
+    /// longer parses is reported and the running settings are kept.
+    fn poll(&self) {
+        if !self.flag.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        match load_pipeline(self.config.as_deref(), &self.pipeline) {
+            Ok(p) => {
+                let budget = p.prefetch.get_ref().budget_bytes;
+                let old = self.budget.swap(budget, Ordering::Relaxed);
+                eprintln!("shardcast: reloaded: prefetch.budget_bytes {old} -> {budget}");
+            }
+            Err(e) => eprintln!("shardcast: reload rejected, settings unchanged: {e}"),
+        }
+    }
+}
+
 /// Feeds reports to the collector until every worker has gone, or a sink fails.
 fn collect(
     collector: &mut Collector,
     rx: &mpsc::Receiver<shardcast_dataflows::WorkerReport>,
+    reloader: &Reloader,
 ) -> anyhow::Result<()> {
     loop {
+        reloader.poll();
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(report) => collector.handle(report)?,
             Err(RecvTimeoutError::Timeout) => {}
@@ -185,6 +243,24 @@ pub fn job_options(
         prefetch_budget: Arc::new(AtomicU64::new(pipeline.prefetch.get_ref().budget_bytes)),
         exit_when_finished,
     }
+}
+
+/// The prefetch executor of the pipeline, when `prefetch.primary` names a store to copy from.
+fn build_prefetcher(pipeline: &PipelineConfig) -> anyhow::Result<Option<PrefetchExecutor>> {
+    let p = pipeline.prefetch.get_ref();
+    let (Some(primary), true) = (&p.primary, p.enabled) else {
+        return Ok(None);
+    };
+    let executor = PrefetchExecutor::start(PrefetchExecutorConfig {
+        primary: primary.clone(),
+        regions: p.caches.clone(),
+        ttl: Duration::from_millis(p.ttl.0),
+        key_prefix: p.key_prefix.clone(),
+        queue_capacity: 10_000,
+        retry: RetryPolicy::default(),
+    })
+    .context("starting the prefetch executor (prefetch.primary / prefetch.caches)")?;
+    Ok(Some(executor))
 }
 
 fn build_sinks(pipeline: &PipelineConfig) -> anyhow::Result<Box<dyn Sink>> {

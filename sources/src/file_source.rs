@@ -1,11 +1,11 @@
-//! A [`Source`] over a trace file, shared by the workers line by line and optionally replayed at the
-//! pace of its timestamps.
+//! A [`Source`] over a trace file in any [`TraceFormat`], shared by the workers record by record and
+//! optionally replayed at the pace of its timestamps.
 
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::{Batch, DeadLetter, Event, Source, SourceError, TraceReader, TsUnit};
+use crate::{Batch, DeadLetter, Event, Source, SourceError, TraceFile, TraceFormat, TsUnit};
 
 /// The longest a paced poll waits for the next event to become due before returning what it has.
 const MAX_WAIT: Duration = Duration::from_millis(5);
@@ -13,15 +13,16 @@ const MAX_WAIT: Duration = Duration::from_millis(5);
 /// How a [`FileSource`] reads its file.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FileOptions {
-    /// Unit of the CSV `ts` column (JSON lines always carry milliseconds).
+    /// Unit of the normalized CSV's `ts` column (JSON lines always carry milliseconds; the other trace
+    /// formats fix their own units).
     pub ts_unit: TsUnit,
     /// `None`: as fast as possible. `Some(x)`: replay at `x` times real time, so 10 s of event time take
     /// 5 s at `Some(2.0)`.
     pub speed: Option<f64>,
     /// This worker's index, `0..workers`.
     pub worker_index: usize,
-    /// Number of workers reading the file; worker `i` decodes the records whose line number is `i`
-    /// modulo `workers`.
+    /// Number of workers reading the file; worker `i` decodes the records whose position in the file
+    /// (0-based, dead letters included) is `i` modulo `workers`.
     pub workers: usize,
 }
 
@@ -53,12 +54,12 @@ impl Pace {
     }
 }
 
-/// One worker's share of a trace file (see [`TraceReader`] for the formats).
+/// One worker's share of a trace file in any [`TraceFormat`] (see [`TraceFile`]).
 ///
-/// Every worker reads the whole file but decodes only the records whose line number is its index
-/// modulo the worker count, so `n` workers split the decoding work and together see each record once.
+/// Every worker reads the whole file but decodes only the records whose position is its index modulo
+/// the worker count, so `n` workers split the decoding work and together see each record once.
 pub struct FileSource {
-    reader: TraceReader,
+    reader: TraceFile,
     worker_index: u64,
     workers: u64,
     pace: Option<Pace>,
@@ -69,8 +70,19 @@ pub struct FileSource {
 }
 
 impl FileSource {
-    /// Opens `path` for worker `options.worker_index` of `options.workers`.
+    /// Opens `path` for worker `options.worker_index` of `options.workers`, in the format
+    /// [`TraceFormat::detect`] finds.
     pub fn open(path: impl AsRef<Path>, options: FileOptions) -> Result<Self, SourceError> {
+        Self::open_format(path, None, options)
+    }
+
+    /// Opens `path` in `format` (detected when `None`) for worker `options.worker_index` of
+    /// `options.workers`.
+    pub fn open_format(
+        path: impl AsRef<Path>,
+        format: Option<TraceFormat>,
+        options: FileOptions,
+    ) -> Result<Self, SourceError> {
         if options.workers == 0 || options.worker_index >= options.workers {
             return Err(SourceError::Invalid(format!(
                 "worker index {} is not below the worker count {}",
@@ -90,7 +102,7 @@ impl FileSource {
             }
         };
         Ok(FileSource {
-            reader: TraceReader::open(path.as_ref(), options.ts_unit)?,
+            reader: TraceFile::open_with_unit(path.as_ref(), format, options.ts_unit)?,
             worker_index: options.worker_index as u64,
             workers: options.workers as u64,
             pace,
@@ -102,8 +114,8 @@ impl FileSource {
 
     /// The next record of this worker's share, or `None` at the end of the file.
     fn next_own_record(&mut self) -> Result<Option<Result<Event, DeadLetter>>, SourceError> {
-        while let Some(line) = self.reader.advance()? {
-            if line % self.workers == self.worker_index {
+        while let Some(position) = self.reader.advance()? {
+            if position % self.workers == self.worker_index {
                 return Ok(Some(self.reader.decode()));
             }
         }
@@ -287,6 +299,48 @@ mod tests {
         assert!(took >= Duration::from_millis(480), "too fast: {took:?}");
         assert!(took < Duration::from_millis(900), "too slow: {took:?}");
         assert!(longest_poll < Duration::from_millis(50), "{longest_poll:?}");
+    }
+
+    #[test]
+    fn reads_other_trace_formats_split_over_workers() {
+        // An ARC `.lis` trace: 3 lines expanding to 6 page requests, one of them malformed.
+        let file = TempTrace::new("pages.lis", "10 3 0 0\n20 x 0 1\n30 2 0 2\n");
+        let mut seen = Vec::new();
+        for worker_index in 0..2 {
+            let options = FileOptions {
+                worker_index,
+                workers: 2,
+                ..FileOptions::default()
+            };
+            let mut source = FileSource::open(&file.0, options).unwrap();
+            let (events, dead, progress) = drain(&mut source);
+            // Synthetic time: the i-th record is at i ms, so worker 0 ends at 4 and worker 1 at 5.
+            assert_eq!(progress, Some(4 + worker_index as u64));
+            assert_eq!(dead.len(), usize::from(worker_index == 1));
+            seen.extend(events.into_iter().map(|e| (e.ts, e.key)));
+        }
+        seen.sort();
+        let keys: Vec<&str> = seen.iter().map(|(_, k)| k.as_str()).collect();
+        assert_eq!(keys, ["10", "11", "12", "30", "31"]);
+    }
+
+    #[test]
+    fn an_explicit_format_overrides_detection() {
+        // One integer per line reads as LIRS by default, and as ARC lines when asked (and then fails).
+        let file = TempTrace::new("ints.txt", "5\n6\n");
+        let (events, _, _) = drain(&mut FileSource::open(&file.0, FileOptions::default()).unwrap());
+        assert_eq!(events.len(), 2);
+        let mut as_arc =
+            FileSource::open_format(&file.0, Some(TraceFormat::ArcLis), FileOptions::default())
+                .unwrap();
+        let (events, dead, _) = drain(&mut as_arc);
+        assert_eq!((events.len(), dead.len()), (0, 2));
+        let unknown = TempTrace::new("words.txt", "hello world\n");
+        let err = FileSource::open(&unknown.0, FileOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("cannot tell the trace format"), "{err}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod json;
 mod kafka_admin;
 mod kafka_source;
 mod source;
+mod traces;
 
 pub use csv_trace::{FileFormat, TraceReader, TsUnit, TRACE_CSV_HEADER};
 pub use dead_letter::DeadLetter;
@@ -23,6 +24,7 @@ pub use json::{decode_json, encode_json};
 pub use kafka_admin::{ensure_topic, KafkaEventProducer};
 pub use kafka_source::{parse_kafka_url, KafkaSource, KafkaSourceConfig};
 pub use source::{Batch, Source};
+pub use traces::{TraceFile, TraceFormat};
 
 /// Why a source could not go on (as opposed to one bad record, which becomes a [`DeadLetter`]).
 #[derive(Debug, thiserror::Error)]

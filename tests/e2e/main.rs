@@ -4,3 +4,4 @@
 mod cli;
 mod fixtures;
 mod kafka_pipeline;
+mod prefetch;

@@ -1,0 +1,238 @@
+//! Prediction and prefetch end to end: the generator's sessions drive next-access predictions, the
+//! prefetch executor copies predicted keys from a primary Redis into one real Redis per region, the budget
+//! changes on SIGHUP while the job runs, and psql reads the key index and the consumer queues.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::Commands;
+
+use crate::fixtures::{eventually, free_port, psql, shardcast, Process, Redis};
+
+const REGIONS: [&str; 3] = ["us-east", "eu-west", "ap-south"];
+const KEYS: usize = 2000;
+
+fn config(port: u16, primary: &str, caches: &BTreeMap<&str, Redis>, budget: u64) -> String {
+    let caches: Vec<String> = caches
+        .iter()
+        .map(|(region, redis)| format!("\"{region}\" = \"{}\"", redis.url))
+        .collect();
+    format!(
+        r#"[pipeline.p]
+tick = "1s"
+window = "1m"
+workers = 2
+
+[pipeline.p.generator]
+customers = 60
+keys = {KEYS}
+events_per_second = 400
+
+[pipeline.p.sinks]
+jsonl = "decisions.jsonl"
+
+[pipeline.p.sql]
+listen = "127.0.0.1:{port}"
+
+[pipeline.p.prefetch]
+threshold = 0.2
+budget_bytes = {budget}
+primary = "{primary}"
+caches = {{ {} }}
+ttl = "10m"
+"#,
+        caches.join(", ")
+    )
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[test]
+fn predicted_keys_land_in_regional_caches_and_budget_reloads() {
+    let primary = Redis::start();
+    let caches: BTreeMap<&str, Redis> = REGIONS.iter().map(|r| (*r, Redis::start())).collect();
+    let mut conn = redis::Client::open(primary.url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    for k in 0..KEYS {
+        let _: () = conn
+            .set(format!("data:k{k:06}"), format!("value of k{k:06}"))
+            .unwrap();
+    }
+
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pipelines.toml");
+    // Budget 0: predictions are made but nothing may move.
+    std::fs::write(&path, config(port, &primary.url, &caches, 0)).unwrap();
+    let started = now_ms();
+    let mut job = Process {
+        child: shardcast()
+            .args([
+                "run",
+                "--quiet",
+                "--config",
+                path.to_str().unwrap(),
+                "--pipeline",
+                "p",
+            ])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    };
+    let transitions = eventually(Duration::from_secs(90), "transitions over psql", || {
+        psql(
+            port,
+            "SELECT count(*) FROM transitions WHERE confidence >= 0.2",
+        )
+        .ok()
+        .and_then(|o| o.trim().parse::<u64>().ok())
+        .filter(|n| *n > 20)
+    });
+    assert!(transitions > 20);
+    let orders = psql(port, "SELECT count(*) FROM prefetch").unwrap();
+    assert_eq!(orders.trim(), "0", "budget 0 must allow no order");
+    for (region, cache) in &caches {
+        let mut c = redis::Client::open(cache.url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let n: u64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+        assert_eq!(n, 0, "{region} received copies with a zero budget");
+    }
+
+    // Raise the budget and reload: orders appear and copies land.
+    std::fs::write(&path, config(port, &primary.url, &caches, 1 << 20)).unwrap();
+    let pid = job.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let landed: BTreeMap<&str, BTreeMap<String, u64>> = eventually(
+        Duration::from_secs(90),
+        "prefetched copies in every region",
+        || {
+            let mut all = BTreeMap::new();
+            for (region, cache) in &caches {
+                let mut c = redis::Client::open(cache.url.as_str())
+                    .ok()?
+                    .get_connection()
+                    .ok()?;
+                let landed = shardcast_sinks::read_landed(&mut c, "data:").ok()?;
+                if landed.len() < 3 {
+                    return None;
+                }
+                all.insert(*region, landed);
+            }
+            Some(all)
+        },
+    );
+    for (region, keys) in &landed {
+        let mut c = redis::Client::open(caches[region].url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        for (key, at) in keys {
+            let value: Option<String> = c.get(format!("data:{key}")).unwrap();
+            assert_eq!(
+                value.as_deref(),
+                Some(format!("value of {key}").as_str()),
+                "{region} holds a wrong copy of {key}"
+            );
+            let ttl: i64 = redis::cmd("PTTL")
+                .arg(format!("data:{key}"))
+                .query(&mut c)
+                .unwrap();
+            assert!(ttl > 0 && ttl <= 600_000, "{region} {key}: PTTL {ttl}");
+            assert!(
+                *at >= started && *at <= now_ms(),
+                "{region} {key}: landed at {at}"
+            );
+        }
+    }
+
+    // SQL: the key index carries version, session, event keys and confidence; queues are ordered by
+    // confidence and counted.
+    let index = psql(
+        port,
+        "SELECT key, version, session, event_keys, confidence FROM key_index WHERE event_keys <> '' ORDER BY confidence DESC LIMIT 5",
+    )
+    .unwrap();
+    assert_eq!(index.lines().count(), 5, "{index}");
+    for line in index.lines() {
+        let fields: Vec<&str> = line.split('|').collect();
+        assert!(fields[0].starts_with('k'), "{line}");
+        assert!(fields[1].parse::<u64>().unwrap() > 0, "{line}");
+        assert!(fields[2].contains('/'), "{line}");
+        assert!(fields[3].split(',').all(|k| k.starts_with('k')), "{line}");
+    }
+    let queues = eventually(Duration::from_secs(60), "consumed queue entries", || {
+        psql(
+            port,
+            "SELECT sum(consumed), sum(invalidated) FROM queue_stats",
+        )
+        .ok()
+        .filter(|o| {
+            o.split('|')
+                .next()
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                > Some(0)
+        })
+    });
+    assert!(queues.contains('|'), "{queues}");
+    let queued = psql(
+        port,
+        "SELECT consumer, confidence FROM prefetch_queue ORDER BY consumer, confidence DESC",
+    )
+    .unwrap();
+    assert!(queued.lines().count() > 0, "no queued predictions");
+
+    // Every key that landed was ordered for that region in the changelog.
+    let pid = job.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = eventually(Duration::from_secs(30), "the job to exit", || {
+        job.child.try_wait().unwrap()
+    });
+    assert!(status.success(), "exit status: {status}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(job.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("reloaded: prefetch.budget_bytes 0 -> 1048576"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("prefetch us-east:"), "{stderr}");
+    let changelog = std::fs::read_to_string(dir.path().join("decisions.jsonl")).unwrap();
+    let mut ordered: BTreeSet<(String, String)> = BTreeSet::new();
+    for line in changelog.lines() {
+        let change: serde_json::Value = serde_json::from_str(line).unwrap();
+        if change["table"] == "prefetch" && change["diff"].as_i64() > Some(0) {
+            let row = &change["row"];
+            ordered.insert((
+                row["region"].as_str().unwrap().to_string(),
+                row["key"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    for (region, keys) in &landed {
+        for key in keys.keys() {
+            assert!(
+                ordered.contains(&(region.to_string(), key.clone())),
+                "{region} received {key}, which no prefetch order named"
+            );
+        }
+    }
+}
