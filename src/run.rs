@@ -115,6 +115,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("installing the Ctrl-C handler")?;
 
     let options = job_options(&pipeline, source, args.exit_at_end);
+    if let Some((_, kind, model, season)) = &options.forecast {
+        // Say once, before the workers start, which forecaster runs.
+        let (forecaster, warning) =
+            shardcast_operators::forecast::forecaster_from_config(kind, model.as_deref(), *season);
+        match warning {
+            Some(w) => eprintln!("shardcast: warning: {w}"),
+            None => eprintln!("shardcast: forecasts by {}", forecaster.name()),
+        }
+    }
     let budget = options.prefetch_budget.clone();
     let workers = options.workers;
     let (tx, rx) = mpsc::sync_channel(REPORTS_IN_FLIGHT);
@@ -240,6 +249,15 @@ pub fn job_options(
         lateness_ms: pipeline.allowed_lateness.0,
         policy: pipeline.policy(),
         prediction: pipeline.prediction(),
+        forecast: pipeline.forecast().map(|config| {
+            let f = pipeline.forecast.get_ref();
+            (
+                config,
+                f.model.clone(),
+                f.onnx_model.as_ref().map(PathBuf::from),
+                f.season,
+            )
+        }),
         prefetch_budget: Arc::new(AtomicU64::new(pipeline.prefetch.get_ref().budget_bytes)),
         exit_when_finished,
     }

@@ -139,6 +139,21 @@ pub struct KeyIndexRow {
     pub confidence: f64,
 }
 
+/// `forecasts`: the forecast load of each series for the next epochs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ForecastTableRow {
+    /// The series: `key:K`, `partition:P` or `shard:N`.
+    pub series: String,
+    /// Epochs ahead.
+    pub horizon: i64,
+    /// Forecast accesses in that epoch.
+    pub value: f64,
+    /// The forecaster's recent accuracy on this series, 0 to 1.
+    pub confidence: f64,
+    /// The forecaster.
+    pub model: String,
+}
+
 /// Declares [`TableRow`] with one variant per table, its name and its row type, in publication order.
 macro_rules! tables {
     ($($variant:ident($row:ident) = $name:literal),* $(,)?) => {
@@ -208,6 +223,7 @@ tables! {
     PrefetchQueue(PrefetchQueueRow) = "prefetch_queue",
     QueueStats(QueueStatsRow) = "queue_stats",
     KeyIndex(KeyIndexRow) = "key_index",
+    Forecast(ForecastTableRow) = "forecasts",
 }
 
 impl TableRow {
@@ -223,6 +239,7 @@ impl TableRow {
             TableRow::PrefetchQueue(r) => format!("{}/{}", r.consumer, r.key),
             TableRow::QueueStats(r) => r.consumer.clone(),
             TableRow::KeyIndex(r) => r.key.clone(),
+            TableRow::Forecast(r) => format!("{}/{}", r.series, r.horizon),
         }
     }
 
@@ -294,6 +311,13 @@ impl TableRow {
                 confidence: *confidence_millionths as f64 / 1e6,
                 enqueued_epoch: *enqueued as i64,
                 expires_epoch: *expires as i64,
+            })],
+            Decision::Forecast(f) => vec![TableRow::Forecast(ForecastTableRow {
+                series: f.series.clone(),
+                horizon: i64::from(f.horizon),
+                value: f.value,
+                confidence: f.confidence,
+                model: f.model.clone(),
             })],
             Decision::Queue(QueueRow::Counters {
                 consumer,

@@ -14,7 +14,7 @@ use toml::Spanned;
 use crate::Millis;
 
 /// The decision tables a job publishes (sinks and SQL).
-pub const TABLE_NAMES: [&str; 9] = [
+pub const TABLE_NAMES: [&str; 10] = [
     "key_load",
     "affinity",
     "assignments",
@@ -22,6 +22,7 @@ pub const TABLE_NAMES: [&str; 9] = [
     "transitions",
     "prefetch",
     "prefetch_queue",
+    "queue_stats",
     "key_index",
     "forecasts",
 ];
@@ -99,6 +100,9 @@ pub struct PipelineConfig {
     /// Next-access prediction, prefetch priorities and the prefetch executor.
     #[serde(default = "default_prefetch")]
     pub prefetch: Spanned<PrefetchConfig>,
+    /// Load forecasts.
+    #[serde(default = "default_forecast")]
+    pub forecast: Spanned<ForecastSection>,
 }
 
 fn default_source() -> String {
@@ -124,6 +128,9 @@ fn default_partition() -> Spanned<PartitionConfig> {
 }
 fn default_prefetch() -> Spanned<PrefetchConfig> {
     unspanned(PrefetchConfig::default())
+}
+fn default_forecast() -> Spanned<ForecastSection> {
+    unspanned(ForecastSection::default())
 }
 fn default_workers() -> Spanned<usize> {
     Spanned::new(0..0, 2)
@@ -273,6 +280,44 @@ impl Default for PrefetchConfig {
     }
 }
 
+/// Load forecasts, as written in config.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForecastSection {
+    /// Run the forecast family (table `forecasts`).
+    pub enabled: bool,
+    /// Series to forecast: any of `key`, `partition`, `shard`.
+    pub levels: Vec<crate::ForecastLevel>,
+    /// Shards (hash ranges of keys) for the `shard` level.
+    pub shards: u32,
+    /// `last`, `ewma`, `holt`, `seasonal-naive` or `onnx`.
+    pub model: String,
+    /// The ONNX model file for `model = "onnx"` (see models/README.md for its signature).
+    pub onnx_model: Option<String>,
+    /// Epochs per season of `seasonal-naive`.
+    pub season: usize,
+    /// Epochs of history kept per series.
+    pub history: usize,
+    /// Epochs forecast ahead.
+    pub horizon: usize,
+}
+
+impl Default for ForecastSection {
+    fn default() -> Self {
+        let c = crate::ForecastConfig::default();
+        ForecastSection {
+            enabled: true,
+            levels: c.levels,
+            shards: c.shards,
+            model: "holt".into(),
+            onnx_model: None,
+            season: 1,
+            history: c.settings.history,
+            horizon: c.settings.horizon,
+        }
+    }
+}
+
 /// The SQL endpoint (PostgreSQL wire protocol).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -311,6 +356,21 @@ impl PipelineConfig {
     /// Window length in epochs.
     pub fn window_epochs(&self) -> u64 {
         self.window.get_ref().0 / self.tick_ms()
+    }
+
+    /// The forecast family's settings, or `None` when disabled.
+    pub fn forecast(&self) -> Option<crate::ForecastConfig> {
+        let f = self.forecast.get_ref();
+        f.enabled.then(|| crate::ForecastConfig {
+            levels: f.levels.clone(),
+            shards: f.shards,
+            settings: shardcast_operators::forecast::ForecastSettings {
+                history: f.history,
+                horizon: f.horizon,
+                tick_ms: self.tick_ms(),
+                ..Default::default()
+            },
+        })
     }
 
     /// The prediction family's settings in epochs of this pipeline's tick, or `None` when disabled.
@@ -444,6 +504,25 @@ pub fn parse_pipeline(file: &str, text: &str, name: &str) -> Result<PipelineConf
                 TABLE_NAMES.join(", ")
             )));
         }
+    }
+    let f = pipeline.forecast.get_ref();
+    let forecast_error = |reason: String| invalid(Some(pipeline.forecast.span()), reason);
+    if !shardcast_operators::forecast::FORECASTER_KINDS.contains(&f.model.as_str()) {
+        return Err(forecast_error(format!(
+            "forecast.model {:?}: use one of {}",
+            f.model,
+            shardcast_operators::forecast::FORECASTER_KINDS.join(", ")
+        )));
+    }
+    if f.model == "onnx" && f.onnx_model.is_none() {
+        return Err(forecast_error(
+            "forecast.model = \"onnx\" needs forecast.onnx_model, the model file".into(),
+        ));
+    }
+    if f.history == 0 || f.horizon == 0 || f.shards == 0 {
+        return Err(forecast_error(
+            "forecast.history, forecast.horizon and forecast.shards must be at least 1".into(),
+        ));
     }
     validate_prefetch(&pipeline.prefetch)
         .map_err(|e| invalid(Some(pipeline.prefetch.span()), e))?;

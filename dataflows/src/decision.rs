@@ -1,6 +1,7 @@
 //! The rows every decision family produces.
 
 use serde::{Deserialize, Serialize};
+use shardcast_operators::forecast::ForecastRow;
 use shardcast_operators::{Affinity, Assignment, QueueRow, Successor};
 
 use crate::Score;
@@ -43,6 +44,8 @@ pub enum Decision {
     KeyIndex(KeyIndexEntry),
     /// A per-consumer prefetch queue row (seed 003).
     Queue(QueueRow),
+    /// A load forecast.
+    Forecast(ForecastRow),
 }
 
 /// A prefetch order of the prediction family.

@@ -13,7 +13,8 @@ use shardcast_operators::PartitionPolicy;
 use shardcast_sources::{encode_json, DeadLetter};
 
 use crate::{
-    affinity_family, prediction_family, Access, Decision, FinishLine, PredictionConfig, SourceSpec,
+    affinity_family, forecast_family, prediction_family, Access, Decision, FinishLine,
+    ForecastConfig, PredictionConfig, SourceSpec,
 };
 
 /// How many epochs the input may run ahead of the output frontier before the worker stops reading: it
@@ -36,6 +37,8 @@ pub struct JobOptions {
     pub lateness_ms: u64,
     /// The partition policy.
     pub policy: PartitionPolicy,
+    /// The forecast family's settings and forecaster (kind, model file, season); `None` leaves it out.
+    pub forecast: Option<(ForecastConfig, String, Option<std::path::PathBuf>, usize)>,
     /// The prediction family's settings; `None` leaves it out.
     pub prediction: Option<PredictionConfig>,
     /// Prefetch bytes per region per epoch. The job reads it every step, so a change (a config reload)
@@ -114,11 +117,39 @@ pub fn run_job(
         let sink = captured.clone();
         let (window, dataflow_policy) = (options.window_epochs, policy.clone());
         let prediction = options.prediction.clone();
+        // Each worker owns its forecaster (an inference session is not shared); a missing model or
+        // runtime was reported once at start, and the fallback is used here silently.
+        let forecast = options
+            .forecast
+            .clone()
+            .map(|(config, kind, model, season)| {
+                let (forecaster, _warning) = shardcast_operators::forecast::forecaster_from_config(
+                    &kind,
+                    model.as_deref(),
+                    season,
+                );
+                (config, forecaster)
+            });
         let (mut input, mut budget_input, probe) = worker.dataflow::<u64, _, _>(move |scope| {
             let (input, accesses) = scope.new_collection::<Access, isize>();
             let (budget_input, budget) = scope.new_collection::<u64, isize>();
             let mut decisions =
                 affinity_family(accesses.clone().map(|a| a.tuple()), window, dataflow_policy);
+            if let Some((config, forecaster)) = forecast {
+                let assignments = decisions.clone().flat_map(|d| match d {
+                    Decision::Assignment {
+                        customer,
+                        assignment,
+                    } => Some((customer, assignment.partition)),
+                    _ => None,
+                });
+                decisions = decisions.concat(forecast_family(
+                    accesses.clone(),
+                    assignments,
+                    &config,
+                    forecaster,
+                ));
+            }
             if let Some(config) = prediction {
                 decisions = decisions.concat(prediction_family(accesses, budget, window, config));
             }

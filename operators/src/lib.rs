@@ -6,6 +6,7 @@
 
 mod affinity;
 mod client_sequence;
+pub mod forecast;
 mod partition_choice;
 mod prefetch_queue;
 pub mod reference;
@@ -18,6 +19,7 @@ pub use affinity::{Affinity, AffinityVectors};
 pub use client_sequence::{
     client_steps_reference, ClientSequence, SequenceConfig, Step, TimedAccess,
 };
+pub use forecast::{ForecastLoad, ForecastRow, ForecastSettings, Forecaster};
 pub use partition_choice::{Assignment, ChoosePartition, PartitionLoads, PartitionPolicy};
 pub use prefetch_queue::{prefetch_queue_reference, PrefetchQueue, QueueConfig, QueueRow};
 pub use sliding_window::SlidingWindow;
