@@ -664,6 +664,30 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("t.toml:4:"));
+        let text = "[pipeline.p]\ntick = \"1s\"\nwindow = \"1s\"\n\n[pipeline.p.prefetch]\nthreshold = 1.5\n";
+        let err = parse_pipeline("t.toml", text, "p").unwrap_err().to_string();
+        assert!(
+            err.starts_with("t.toml:5:") && err.contains("threshold"),
+            "{err}"
+        );
+        let text = "[pipeline.p]\ntick = \"1s\"\nwindow = \"1s\"\n\n[pipeline.p.prefetch]\ncaches = { eu = \"redis://x:1\" }\n";
+        let err = parse_pipeline("t.toml", text, "p").unwrap_err().to_string();
+        assert!(err.contains("needs prefetch.primary"), "{err}");
+        let text = "[pipeline.p]\ntick = \"1s\"\nwindow = \"1s\"\n\n[pipeline.p.forecast]\nmodel = \"prophet\"\n";
+        let err = parse_pipeline("t.toml", text, "p").unwrap_err().to_string();
+        assert!(
+            err.starts_with("t.toml:5:") && err.contains("prophet"),
+            "{err}"
+        );
+        let text = "[pipeline.p]\ntick = \"1s\"\nwindow = \"1s\"\n\n[pipeline.p.forecast]\nmodel = \"onnx\"\n";
+        let err = parse_pipeline("t.toml", text, "p").unwrap_err().to_string();
+        assert!(err.contains("onnx_model"), "{err}");
+        let text = "[pipeline.p]\ntick = \"1s\"\nwindow = \"1s\"\n\n[pipeline.p.forecast]\nlevels = [\"region\"]\n";
+        let err = parse_pipeline("t.toml", text, "p").unwrap_err().to_string();
+        assert!(
+            err.starts_with("t.toml:6:") && err.contains("region"),
+            "{err}"
+        );
         let text = "[pipeline.p]\ntick = \"1s\"\nwindow = \"1s\"\nsource = \"ftp://x\"\n";
         assert!(parse_pipeline("t.toml", text, "p")
             .unwrap_err()
