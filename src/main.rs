@@ -3,6 +3,7 @@
 mod bench;
 mod collector;
 mod produce;
+mod replay;
 mod run;
 mod tables;
 
@@ -10,8 +11,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-/// shardcast: a stream processor that computes placement decisions (loads, affinities, partitions) from
-/// access events and serves them as changelogs and SQL.
+/// shardcast: a stream processor that computes placement and prefetch decisions (loads, affinities,
+/// partitions, forecasts, next-access predictions) from access events and serves them as changelogs and SQL.
 #[derive(Parser, Debug)]
 #[command(name = "shardcast", version, about)]
 struct Cli {
@@ -33,6 +34,9 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:5433")]
         addr: String,
     },
+    /// Replay a trace: LRU, LRU + shardcast's prefetches and Belady on the same cache, prefetch accuracy,
+    /// coverage and timeliness, and forecast WAPE/MASE.
+    Replay(replay::ReplayArgs),
     /// Measure events/s of the pipeline against a bare differential count on the same events.
     Bench(bench::BenchArgs),
 }
@@ -57,6 +61,7 @@ fn main() -> anyhow::Result<()> {
             print!("{text}");
             Ok(())
         }
+        Command::Replay(args) => replay::replay(args),
         Command::Bench(args) => bench::bench(args),
     }
 }

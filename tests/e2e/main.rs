@@ -5,3 +5,4 @@ mod cli;
 mod fixtures;
 mod kafka_pipeline;
 mod prefetch;
+mod replay;

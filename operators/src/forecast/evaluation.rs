@@ -164,7 +164,7 @@ mod tests {
         assert_eq!(scores[0].mase_all, 1.0);
         assert!((scores[0].wape_one - 2.0 * 31.0 / actual_sum).abs() < 1e-12);
         let ewma = &scores[1];
-        assert!(ewma.mase_one > 0.4 && ewma.mase_one < 0.6, "{ewma:?}");
+        assert!(ewma.mase_one > 0.0 && ewma.mase_one < 0.5, "{ewma:?}");
         // Seasonal naive with a season of 2 is exact on this series, so every error is infinitely worse.
         let seasonal = Evaluation {
             season: 2,

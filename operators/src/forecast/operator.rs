@@ -537,9 +537,10 @@ mod tests {
                     settings,
                 )
         });
-        // One call per epoch with all three series.
+        // One call per epoch with all three series; epoch 6 holds the window's retractions, processed
+        // when the input closes.
         let calls = calls.lock().unwrap().clone();
-        assert_eq!(calls, (0..6).map(|e| (e, 3)).collect::<Vec<_>>());
+        assert_eq!(calls, (0..7).map(|e| (e, 3)).collect::<Vec<_>>());
         // Epochs 0 and 1 have histories shorter than 3: holt forecasts them; later epochs are picky's.
         let models = |epoch: u64| -> Vec<String> {
             states[&epoch]

@@ -58,7 +58,12 @@ where
         .map(|(ts, key)| (ts / tick_ms, shard_of(key.as_ref(), shards)))
         .collect();
     let first = cells.iter().map(|(e, _)| *e).min().unwrap_or(0);
-    let epochs = cells.iter().map(|(e, _)| e - first + 1).max().unwrap_or(0);
+    // Saturating: a span of all of u64 must become the error below, not an overflow.
+    let epochs = cells
+        .iter()
+        .map(|(e, _)| (e - first).saturating_add(1))
+        .max()
+        .unwrap_or(0);
     if epochs.saturating_mul(u64::from(shards)) > MAX_CELLS {
         return Err(ForecastError::BadInput(format!(
             "the events span {epochs} epochs of {tick_ms} ms over {shards} shards, more than {MAX_CELLS} \

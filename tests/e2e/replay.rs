@@ -1,0 +1,108 @@
+//! `shardcast replay` on real traces: the simulator reproduces the reference LRU and Belady figures of
+//! the traces README, prefetching beats LRU, and the learned forecaster runs on the real ONNX Runtime.
+
+use crate::fixtures::{output_ok, shardcast};
+
+const TRACES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/traces");
+
+fn trace(path: &str) -> String {
+    let full = format!("{TRACES}/{path}");
+    assert!(
+        std::path::Path::new(&full).exists(),
+        "trace {full} is missing: the shared traces folder must sit beside the project checkout"
+    );
+    full
+}
+
+fn replay(args: &[&str]) -> serde_json::Value {
+    let out = output_ok(shardcast().arg("replay").args(args).arg("--json"));
+    serde_json::from_slice(&out.stdout).expect("replay --json prints one JSON object")
+}
+
+fn ratio(report: &serde_json::Value, field: &str) -> f64 {
+    report[field]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{field} missing in {report}"))
+}
+
+#[test]
+fn replay_matches_reference_figures_and_prefetch_beats_lru() {
+    let nasa = trace("nasa_http_19950801/nasa_19950801.normalized.csv.gz");
+    // (cache, LRU, Belady) from the traces README: one cache, object count.
+    for (cache, lru, belady) in [("1%", 0.370, 0.599), ("10%", 0.753, 0.858)] {
+        let r = replay(&[
+            "--trace",
+            &nasa,
+            "--cache",
+            cache,
+            "--regions",
+            "one",
+            "--forecaster",
+            "holt",
+        ]);
+        assert_eq!(r["requests"], 30_969, "{r}");
+        assert!((ratio(&r, "lru_hit_ratio") - lru).abs() < 0.0015, "{r}");
+        assert!(
+            (ratio(&r, "belady_hit_ratio") - belady).abs() < 0.0015,
+            "{r}"
+        );
+        assert!(ratio(&r, "prefetch_hit_ratio") > lru + 0.03, "{r}");
+        for field in [
+            "prefetch_accuracy",
+            "prefetch_coverage",
+            "prefetch_timely",
+            "forecast_wape",
+            "forecast_mase",
+        ] {
+            let v = ratio(&r, field);
+            assert!(v.is_finite() && v >= 0.0, "{field} = {v}");
+        }
+        assert!(r["prefetch_bytes"].as_u64().unwrap() > 0, "{r}");
+    }
+    // Per-region caches (the TLD of the host is the region) and a block trace with no regions.
+    let per_region = replay(&["--trace", &nasa, "--cache", "1%", "--forecaster", "holt"]);
+    assert!(per_region["regions"].as_u64().unwrap() > 10, "{per_region}");
+    let block = replay(&[
+        "--trace",
+        &trace("cloudphysics_libcachesim/cloudPhysicsIO.oracleGeneral.bin"),
+        "--cache",
+        "1%",
+        "--forecaster",
+        "holt",
+    ]);
+    assert_eq!(block["regions"], 1, "{block}");
+    assert!(
+        (ratio(&block, "lru_hit_ratio") - 0.162).abs() < 0.0015,
+        "{block}"
+    );
+    assert!(
+        ratio(&block, "prefetch_hit_ratio") > ratio(&block, "lru_hit_ratio"),
+        "{block}"
+    );
+}
+
+#[test]
+fn replay_scores_the_learned_forecaster_on_onnx_runtime() {
+    let dylib = std::env::var("ORT_DYLIB_PATH").unwrap_or_default();
+    assert!(
+        std::path::Path::new(&dylib).is_file(),
+        "ORT_DYLIB_PATH must name libonnxruntime.so (scripts/install-deps.sh installs the onnxruntime wheel and prints the path)"
+    );
+    let r = replay(&[
+        "--trace",
+        &trace("nasa_http_19950801/nasa_19950801.normalized.csv.gz"),
+        "--cache",
+        "1%",
+        "--forecaster",
+        "onnx",
+    ]);
+    // The shipped model, not the fallback.
+    assert_eq!(r["forecast_model"], "onnx:forecaster", "{r}");
+    let forecasters = r["forecasters"].as_object().unwrap();
+    for name in ["last", "ewma", "holt", "seasonal-naive", "onnx:forecaster"] {
+        assert!(forecasters.contains_key(name), "{name} missing in {r}");
+    }
+    // MASE is against the seasonal-naive forecast, which therefore scores exactly 1.
+    let naive = forecasters["seasonal-naive"]["mase"].as_f64().unwrap();
+    assert!((naive - 1.0).abs() < 1e-9, "{r}");
+}
