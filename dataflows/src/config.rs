@@ -290,6 +290,8 @@ pub struct ForecastSection {
     pub levels: Vec<crate::ForecastLevel>,
     /// Shards (hash ranges of keys) for the `shard` level.
     pub shards: u32,
+    /// Keys forecast by the `key` level: the most accessed over the window.
+    pub top_keys: usize,
     /// `last`, `ewma`, `holt`, `seasonal-naive` or `onnx`.
     pub model: String,
     /// The ONNX model file for `model = "onnx"` (see models/README.md for its signature).
@@ -309,6 +311,7 @@ impl Default for ForecastSection {
             enabled: true,
             levels: c.levels,
             shards: c.shards,
+            top_keys: c.top_keys,
             model: "holt".into(),
             onnx_model: None,
             season: 1,
@@ -364,6 +367,7 @@ impl PipelineConfig {
         f.enabled.then(|| crate::ForecastConfig {
             levels: f.levels.clone(),
             shards: f.shards,
+            top_keys: f.top_keys,
             settings: shardcast_operators::forecast::ForecastSettings {
                 history: f.history,
                 horizon: f.horizon,

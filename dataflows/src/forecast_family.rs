@@ -27,6 +27,9 @@ pub struct ForecastConfig {
     pub levels: Vec<ForecastLevel>,
     /// Shards keys are hashed over.
     pub shards: u32,
+    /// The `key` level forecasts only this many keys: the most accessed over the window (ties by key).
+    /// Every forecast row changes every epoch, so forecasting every key would flood the changelog.
+    pub top_keys: usize,
     /// History kept, horizon, tick and confidence window.
     pub settings: ForecastSettings,
 }
@@ -34,8 +37,13 @@ pub struct ForecastConfig {
 impl Default for ForecastConfig {
     fn default() -> Self {
         ForecastConfig {
-            levels: vec![ForecastLevel::Partition, ForecastLevel::Shard],
+            levels: vec![
+                ForecastLevel::Key,
+                ForecastLevel::Partition,
+                ForecastLevel::Shard,
+            ],
             shards: 16,
+            top_keys: 100,
             settings: ForecastSettings::default(),
         }
     }
@@ -46,6 +54,7 @@ impl Default for ForecastConfig {
 /// next `settings.horizon` epochs when the epoch closes.
 pub fn forecast_family<'scope, F>(
     accesses: VecCollection<'scope, u64, Access>,
+    window: u64,
     assignments: VecCollection<'scope, u64, (String, String)>,
     config: &ForecastConfig,
     forecaster: F,
@@ -54,22 +63,36 @@ where
     F: Forecaster + 'static,
 {
     // Each access counts in the epoch it happened in only.
-    let this_epoch = accesses.sliding_window(1);
-    let (key, shard) = (
-        config.levels.contains(&ForecastLevel::Key),
-        config.levels.contains(&ForecastLevel::Shard),
-    );
+    let this_epoch = accesses.clone().sliding_window(1);
     let shards = config.shards.max(1);
-    let mut series = this_epoch.clone().flat_map(move |a| {
-        let mut names = Vec::with_capacity(2);
-        if key {
-            names.push(format!("key:{}", a.key));
-        }
-        if shard {
-            names.push(format!("shard:{}", shard_of(&a.key, shards)));
-        }
-        names
-    });
+    let mut series = if config.levels.contains(&ForecastLevel::Shard) {
+        this_epoch
+            .clone()
+            .map(move |a| format!("shard:{}", shard_of(&a.key, shards)))
+    } else {
+        this_epoch.clone().filter(|_| false).map(|a| a.key)
+    };
+    if config.levels.contains(&ForecastLevel::Key) {
+        let top = config.top_keys;
+        // The hottest keys of the window; one reduce over all keys, which the window bounds.
+        let hot = accesses
+            .map(|a| a.key)
+            .sliding_window(window)
+            .count()
+            .map(|(key, n)| ((), (n, key)))
+            .reduce(move |_unit, input, output| {
+                for ((_, key), _) in input.iter().rev().take(top) {
+                    output.push((key.clone(), 1isize));
+                }
+            })
+            .map(|((), key)| key);
+        let per_key = this_epoch
+            .clone()
+            .map(|a| (a.key, ()))
+            .semijoin(hot)
+            .map(|(key, ())| format!("key:{key}"));
+        series = series.concat(per_key);
+    }
     if config.levels.contains(&ForecastLevel::Partition) {
         let per_partition = this_epoch
             .map(|a| (a.client, ()))

@@ -145,6 +145,7 @@ pub fn run_job(
                 });
                 decisions = decisions.concat(forecast_family(
                     accesses.clone(),
+                    window,
                     assignments,
                     &config,
                     forecaster,

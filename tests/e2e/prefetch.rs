@@ -41,8 +41,14 @@ budget_bytes = {budget}
 primary = "{primary}"
 caches = {{ {} }}
 ttl = "10m"
+
+[pipeline.p.forecast]
+levels = ["key", "partition", "shard"]
+model = "onnx"
+onnx_model = "{}/models/forecaster.onnx"
 "#,
-        caches.join(", ")
+        caches.join(", "),
+        env!("CARGO_MANIFEST_DIR")
     )
 }
 
@@ -55,6 +61,11 @@ fn now_ms() -> u64 {
 
 #[test]
 fn predicted_keys_land_in_regional_caches_and_budget_reloads() {
+    let dylib = std::env::var("ORT_DYLIB_PATH").unwrap_or_default();
+    assert!(
+        std::path::Path::new(&dylib).is_file(),
+        "ORT_DYLIB_PATH must name libonnxruntime.so (scripts/install-deps.sh installs the onnxruntime wheel and prints the path)"
+    );
     let primary = Redis::start();
     let caches: BTreeMap<&str, Redis> = REGIONS.iter().map(|r| (*r, Redis::start())).collect();
     let mut conn = redis::Client::open(primary.url.as_str())
@@ -161,6 +172,27 @@ fn predicted_keys_land_in_regional_caches_and_budget_reloads() {
         }
     }
 
+    // Forecasts by the learned model on the real ONNX Runtime, for keys, partitions and shards.
+    let kinds = eventually(Duration::from_secs(60), "forecasts of every level", || {
+        psql(
+            port,
+            "SELECT split_part(series, ':', 1) AS level, min(model), count(*) FROM forecasts GROUP BY 1 ORDER BY 1",
+        )
+        .ok()
+        .filter(|o| o.lines().count() == 3)
+    });
+    for (line, level) in kinds.lines().zip(["key", "partition", "shard"]) {
+        let fields: Vec<&str> = line.split('|').collect();
+        assert_eq!(fields[0], level, "{kinds}");
+        assert_eq!(fields[1], "onnx:forecaster", "{kinds}");
+    }
+    let bad = psql(
+        port,
+        "SELECT count(*) FROM forecasts WHERE value < 0 OR confidence < 0 OR confidence > 1 OR horizon < 1 OR horizon > 4",
+    )
+    .unwrap();
+    assert_eq!(bad.trim(), "0", "forecast rows out of range");
+
     // SQL: the key index carries version, session, event keys and confidence; queues are ordered by
     // confidence and counted.
     let index = psql(
@@ -215,6 +247,7 @@ fn predicted_keys_land_in_regional_caches_and_budget_reloads() {
         "{stderr}"
     );
     assert!(stderr.contains("prefetch us-east:"), "{stderr}");
+    assert!(stderr.contains("forecasts by onnx:forecaster"), "{stderr}");
     let changelog = std::fs::read_to_string(dir.path().join("decisions.jsonl")).unwrap();
     let mut ordered: BTreeSet<(String, String)> = BTreeSet::new();
     for line in changelog.lines() {
