@@ -79,6 +79,17 @@ pub struct TransitionRow {
     pub confidence: f64,
 }
 
+/// `similar_messages`: messages whose payloads are alike (MinHash-estimated Jaccard similarity of words).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SimilarMessageRow {
+    /// The message.
+    pub key: String,
+    /// A message like it.
+    pub other: String,
+    /// Estimated similarity, 0 to 1.
+    pub similarity: f64,
+}
+
 /// `prefetch`: the orders of the latest epoch, per region.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PrefetchRow {
@@ -219,6 +230,7 @@ tables! {
     Assignment(AssignmentRow) = "assignments",
     DeadLetter(DeadLetterRow) = "dead_letters",
     Transition(TransitionRow) = "transitions",
+    SimilarMessage(SimilarMessageRow) = "similar_messages",
     Prefetch(PrefetchRow) = "prefetch",
     PrefetchQueue(PrefetchQueueRow) = "prefetch_queue",
     QueueStats(QueueStatsRow) = "queue_stats",
@@ -236,6 +248,7 @@ impl TableRow {
             TableRow::DeadLetter(r) => r.seq.to_string(),
             TableRow::Transition(r) => format!("{}/{}", r.key, r.next_key),
             TableRow::Prefetch(r) => format!("{}/{}", r.region, r.key),
+            TableRow::SimilarMessage(r) => format!("{}/{}", r.key, r.other),
             TableRow::PrefetchQueue(r) => format!("{}/{}", r.consumer, r.key),
             TableRow::QueueStats(r) => r.consumer.clone(),
             TableRow::KeyIndex(r) => r.key.clone(),
@@ -282,6 +295,15 @@ impl TableRow {
                 total: successor.total as i64,
                 probability: successor.probability,
                 confidence: successor.confidence,
+            })],
+            Decision::Similar {
+                key,
+                other,
+                similarity,
+            } => vec![TableRow::SimilarMessage(SimilarMessageRow {
+                key: key.clone(),
+                other: other.clone(),
+                similarity: *similarity as f64 / 1e6,
             })],
             Decision::Prefetch(o) => vec![TableRow::Prefetch(PrefetchRow {
                 region: o.region.clone(),

@@ -21,6 +21,8 @@ pub struct Access {
     pub region: String,
     /// Size of the object, bytes.
     pub bytes: u64,
+    /// The message's text (`attrs.payload`), for content similarity; empty when the event has none.
+    pub payload: String,
 }
 
 impl Access {
@@ -33,6 +35,7 @@ impl Access {
             home: home_of(event, policy),
             region: event.region.clone(),
             bytes: event.bytes,
+            payload: event.attrs.get("payload").cloned().unwrap_or_default(),
         }
     }
 

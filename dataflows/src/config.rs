@@ -14,12 +14,13 @@ use toml::Spanned;
 use crate::Millis;
 
 /// The decision tables a job publishes (sinks and SQL).
-pub const TABLE_NAMES: [&str; 10] = [
+pub const TABLE_NAMES: [&str; 11] = [
     "key_load",
     "affinity",
     "assignments",
     "dead_letters",
     "transitions",
+    "similar_messages",
     "prefetch",
     "prefetch_queue",
     "queue_stats",
@@ -248,6 +249,9 @@ pub struct PrefetchConfig {
     pub queue_timeout: Millis,
     /// Entries per consumer queue.
     pub queue_capacity: usize,
+    /// Messages (events with `attrs.payload`) this similar by MinHash-estimated Jaccard similarity of
+    /// their words are offered to the consumers of one another (seed 003); 0 turns it off.
+    pub similarity_threshold: f64,
     /// The primary store the executor copies from (`redis://HOST:PORT`); no executor when absent.
     pub primary: Option<String>,
     /// Region name -> regional cache (`redis://HOST:PORT`) the executor copies into.
@@ -272,6 +276,7 @@ impl Default for PrefetchConfig {
             budget_bytes: 1 << 20,
             queue_timeout: Millis(10_000),
             queue_capacity: p.queue.capacity,
+            similarity_threshold: p.similarity.map_or(0.0, |s| s.threshold),
             primary: None,
             caches: BTreeMap::new(),
             ttl: Millis(600_000),
@@ -395,6 +400,12 @@ impl PipelineConfig {
                 timeout_epochs: p.queue_timeout.0.div_ceil(self.tick_ms()).max(1),
                 capacity: p.queue_capacity,
             },
+            similarity: (p.similarity_threshold > 0.0).then(|| {
+                shardcast_operators::SimilarityConfig {
+                    threshold: p.similarity_threshold,
+                    ..Default::default()
+                }
+            }),
         })
     }
 }
@@ -546,6 +557,12 @@ pub fn parse_pipeline(file: &str, text: &str, name: &str) -> Result<PipelineConf
 
 fn validate_prefetch(prefetch: &Spanned<PrefetchConfig>) -> Result<(), String> {
     let p = prefetch.get_ref();
+    if !(0.0..=1.0).contains(&p.similarity_threshold) {
+        return Err(format!(
+            "prefetch.similarity_threshold must be between 0 and 1 (got {})",
+            p.similarity_threshold
+        ));
+    }
     if !(0.0..=1.0).contains(&p.threshold) {
         return Err(format!(
             "prefetch.threshold must be between 0 and 1 (got {})",

@@ -38,6 +38,15 @@ pub enum Decision {
         /// The prediction.
         successor: Successor,
     },
+    /// Two messages with similar payloads (seed 003): `other` is offered to consumers of `key`.
+    Similar {
+        /// The message.
+        key: String,
+        /// A message like it.
+        other: String,
+        /// Estimated Jaccard similarity of their token sets, in millionths.
+        similarity: u64,
+    },
     /// A prefetch order: copy `key` into the cache of `region` this epoch.
     Prefetch(PrefetchOrder),
     /// The fast key index entry of a key (seed 000).

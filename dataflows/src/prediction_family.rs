@@ -4,8 +4,8 @@
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use shardcast_operators::{
-    ClientSequence, PrefetchQueue, QueueConfig, SequenceConfig, SlidingWindow, Successor,
-    TransitionConfig, Transitions,
+    ClientSequence, PrefetchQueue, QueueConfig, SequenceConfig, SimilarKeys, SimilarityConfig,
+    SlidingWindow, Successor, TransitionConfig, Transitions,
 };
 
 use crate::{Access, Decision, KeyIndexEntry, PrefetchOrder, Score};
@@ -21,6 +21,8 @@ pub struct PredictionConfig {
     pub threshold: f64,
     /// Per-consumer prefetch queues.
     pub queue: QueueConfig,
+    /// Content similarity of message payloads for the queues; `None` turns it off.
+    pub similarity: Option<SimilarityConfig>,
 }
 
 impl Default for PredictionConfig {
@@ -30,6 +32,7 @@ impl Default for PredictionConfig {
             transitions: TransitionConfig::default(),
             threshold: 0.3,
             queue: QueueConfig::default(),
+            similarity: Some(SimilarityConfig::default()),
         }
     }
 }
@@ -93,6 +96,7 @@ pub fn prediction_family<'scope>(
         });
     let threshold = config.threshold;
     let predictions: VecCollection<'scope, u64, ClientPrediction> = latest
+        .clone()
         .map(|(client, (key, region, ts))| (key, (client, region, ts)))
         .join(transitions.clone())
         .flat_map(move |(_key, ((client, region, ts), successor))| {
@@ -101,22 +105,54 @@ pub fn prediction_family<'scope>(
 
     let orders = prefetch_orders(accesses.clone(), predictions.clone(), budget, window);
 
-    let queue = predictions
-        .clone()
-        .map(|(client, _, s, ts)| {
-            let millionths = (s.confidence * 1e6).round() as u64;
-            (client, s.key, millionths, ts)
-        })
+    let mut queued = predictions.clone().map(|(client, _, s, ts)| {
+        let millionths = (s.confidence * 1e6).round() as u64;
+        (client, s.key, millionths, ts)
+    });
+    let mut similar_rows = None;
+    if let Some(similarity) = config.similarity {
+        // Seed 003: a consumer is offered the messages most like the one it just took, that it has
+        // not taken within the window; the similarity is the confidence.
+        let similar = accesses
+            .clone()
+            .filter(|a| !a.payload.is_empty())
+            .map(|a| (a.key, a.payload))
+            .sliding_window(window)
+            .similar_keys(similarity);
+        let taken = accesses
+            .clone()
+            .map(|a| (a.client, a.key))
+            .sliding_window(window)
+            .distinct();
+        let offered = latest
+            .clone()
+            .map(|(client, (key, _region, ts))| (key, (client, ts)))
+            .join(similar.clone())
+            .map(|(_key, ((client, ts), (other, millionths)))| ((client, other), (millionths, ts)))
+            .antijoin(taken)
+            .map(|((client, other), (millionths, ts))| (client, other, millionths, ts));
+        queued = queued.concat(offered);
+        similar_rows = Some(similar.map(|(key, (other, similarity))| Decision::Similar {
+            key,
+            other,
+            similarity,
+        }));
+    }
+    let queue = queued
         .prefetch_queue(accesses.map(|a| (a.client, a.key)), config.queue)
         .map(Decision::Queue);
 
     let index = key_index(steps, transitions.clone(), predictions, window);
 
-    transitions
+    let decisions = transitions
         .map(|(key, successor)| Decision::Transition { key, successor })
         .concat(orders.map(Decision::Prefetch))
         .concat(queue)
-        .concat(index.map(Decision::KeyIndex))
+        .concat(index.map(Decision::KeyIndex));
+    match similar_rows {
+        Some(rows) => decisions.concat(rows),
+        None => decisions,
+    }
 }
 
 /// Combines the clients' predictions per region and key and cuts them to the region's budget.
@@ -274,8 +310,11 @@ mod tests {
     use super::*;
     use differential_dataflow::input::Input;
     use rand::{Rng, SeedableRng};
-    use shardcast_operators::{client_steps_reference, prefetch_queue_reference};
-    use std::collections::BTreeMap;
+    use shardcast_operators::{
+        client_steps_reference, estimated_similarity, prefetch_queue_reference, share_a_band,
+        signature,
+    };
+    use std::collections::{BTreeMap, BTreeSet};
     use std::sync::{Arc, Mutex};
 
     type Rows = BTreeMap<u64, Vec<Decision>>;
@@ -476,6 +515,46 @@ mod tests {
                     session: format!("{client}/{session}"),
                 }));
             }
+            // Similar messages offered to the consumers active this epoch.
+            if let Some(sim) = config.similarity {
+                let len = sim.bands * sim.rows;
+                let mut similar: BTreeMap<(String, String), u64> = BTreeMap::new();
+                let messages: BTreeSet<(String, String)> = accesses
+                    .iter()
+                    .filter(|(a, t)| in_window(*t, epoch) && !a.payload.is_empty())
+                    .map(|(a, _)| (a.key.clone(), a.payload.clone()))
+                    .collect();
+                for (x, px) in &messages {
+                    for (y, py) in &messages {
+                        let (sx, sy) = (signature(px, len), signature(py, len));
+                        let s = estimated_similarity(&sx, &sy);
+                        if x != y && s >= sim.threshold && share_a_band(&sx, &sy, sim.rows) {
+                            let e = similar.entry((x.clone(), y.clone())).or_default();
+                            *e = (*e).max((s * 1e6).round() as u64);
+                        }
+                    }
+                }
+                for ((x, y), s) in &similar {
+                    out.push(Decision::Similar {
+                        key: x.clone(),
+                        other: y.clone(),
+                        similarity: *s,
+                    });
+                }
+                let taken: BTreeSet<(String, String)> = accesses
+                    .iter()
+                    .filter(|(_, t)| in_window(*t, epoch))
+                    .map(|(a, _)| (a.client.clone(), a.key.clone()))
+                    .collect();
+                for (client, (ts, key, _)) in &latest {
+                    for ((x, y), s) in &similar {
+                        if x == key && !taken.contains(&(client.clone(), y.clone())) {
+                            let _ = ts;
+                            queue_predictions.push(((client.clone(), y.clone(), *s), epoch));
+                        }
+                    }
+                }
+            }
             for row in
                 prefetch_queue_reference(&queue_predictions, &queue_accesses, epoch, &config.queue)
             {
@@ -509,6 +588,14 @@ mod tests {
                         client: format!("c{}", rng.random_range(0..4)),
                         home: String::new(),
                         region: ["eu", "us"][rng.random_range(0..2)].to_string(),
+                        payload: match rng.random_range(0..3) {
+                            0 => String::new(),
+                            1 => "order shipped to paris by rail".to_string(),
+                            _ => format!(
+                                "order shipped to paris by {}",
+                                ["road", "air"][rng.random_range(0..2)]
+                            ),
+                        },
                     };
                     (access, ts / 10)
                 })

@@ -10,6 +10,7 @@ pub mod forecast;
 mod partition_choice;
 mod prefetch_queue;
 pub mod reference;
+mod similar_keys;
 mod sliding_window;
 #[doc(hidden)]
 pub mod testing;
@@ -22,5 +23,8 @@ pub use client_sequence::{
 pub use forecast::{ForecastLoad, ForecastRow, ForecastSettings, Forecaster};
 pub use partition_choice::{Assignment, ChoosePartition, PartitionLoads, PartitionPolicy};
 pub use prefetch_queue::{prefetch_queue_reference, PrefetchQueue, QueueConfig, QueueRow};
+pub use similar_keys::{
+    estimated_similarity, share_a_band, signature, tokens, SimilarKeys, SimilarityConfig,
+};
 pub use sliding_window::SlidingWindow;
 pub use transitions::{Successor, TransitionConfig, Transitions};
