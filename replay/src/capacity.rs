@@ -50,10 +50,10 @@ pub enum CacheUnit {
 #[serde(rename_all = "snake_case")]
 pub enum CacheSize {
     /// This share of the distinct keys (or of their bytes) the region's requests touch, rounded to the
-    /// nearest whole unit (halves away from zero) and at least 1. With this rounding 1% of NASA's 2,088
-    /// URLs is 21 objects and 1% of cloudphysics' 48,974 blocks is 490, which reproduces the reference
-    /// hit ratios of the traces' README (rounding up would give 4,898 for 10% of cloudphysics and 764
-    /// for 1% of cache2k, and miss them).
+    /// nearest whole unit (halves away from zero) and at least 1. This is the rounding behind the
+    /// reference hit ratios of the traces: 1% and 10% of the keys are 21 and 209 objects on NASA, 490
+    /// and 4,897 on CloudPhysics, 1,869 and 18,688 on OLTP, 763 and 7,635 on cache2k, the capacities
+    /// their provenance notes list (rounding up would give 4,898 and 764).
     Share(f64),
     /// Exactly this many objects or bytes in every region.
     Absolute(u64),

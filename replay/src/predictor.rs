@@ -17,10 +17,13 @@
 //!   `count(X -> Y)` = requests for X by a client A after which another client B != A requested Y
 //!   within the next `co_access_window` requests of the same region and `max_gap_ms` ("if A requests
 //!   X, B is likely to request Y"). Traces without clients have no co-access pairs.
-//! * **Stride** (context region, integer keys only, when `max_stride > 0`): `occurrences` = requests of
-//!   the region; `count(d)` = requests for some X after which the same client requested X + d among
-//!   its next `lookahead` requests, 0 < |d| <= `max_stride`, within `max_gap_ms`. Unlike the others it
-//!   generalises to keys never seen, which is what removes compulsory misses on block traces.
+//! * **Stride** (integer keys only, when `max_stride > 0`; context: the region and, when
+//!   `stride_by_size`, the size of the request): `occurrences` = requests with that context;
+//!   `count(d)` = such requests for some X after which the same client requested X + d among its next
+//!   `lookahead` requests, 0 < |d| <= `max_stride`, within `max_gap_ms`. Unlike the others it
+//!   generalises to keys never seen, which is what removes compulsory misses on block traces; keyed by
+//!   size it learns that a 64 KiB write at block X is followed by block X + 128 and a 4 KiB one by
+//!   X + 8, without being told the block size.
 //!
 //! For each context the `top_k` targets by count (ties: smaller target first) with count >= `min_count`
 //! are candidates, with `probability = min(1, count / occurrences)` and
@@ -30,11 +33,12 @@
 //! # Orders
 //!
 //! On each request for X by client c in region r the predictor looks up Successor[X],
-//! SecondOrder[(previous key of c, X)], CoAccess[X] and Stride[r] (X + d for its top offsets) in the
-//! current tables, keeps each candidate's highest confidence over the tables, drops candidates below
+//! SecondOrder[(previous key of c, X)], CoAccess[X] and Stride[(r, size)] (X + d for its top offsets)
+//! in the current tables, keeps each candidate's highest confidence over the tables, drops candidates below
 //! `min_confidence` and those region r already holds or has in flight, and orders the rest by
 //! `priority = confidence * value` (value = 1 in object caches, 1 / size in byte caches: expected hits
-//! per byte), at most `max_orders` per request and within r's budget for the epoch. Orders go to r, the
+//! per byte), at most `max_orders` per request and within r's budget for the epoch (paced: a fraction
+//! f into the epoch, at most f of the budget is spent). Orders go to r, the
 //! region of the client that is expected to ask. Per-client state is the client's last `lookahead`
 //! requests; per-region state the last `co_access_window` requests and the budget spent. Ties are
 //! broken by key, so the same requests give the same orders.
@@ -117,8 +121,10 @@ impl NextAccessPredictor {
         &self.config
     }
 
-    /// The candidates for what follows `request`, from the current tables: `(key, confidence)` sorted
-    /// by key, one per key, before gating, budgets and the cache check.
+    /// The candidates for what follows `request`, from the tables of its epoch (the model moves to that
+    /// epoch first, as for a request): `(key, confidence)` sorted by key, one per key, before the gate,
+    /// the budget and the cache check. Unlike [`Prefetcher::on_request`] it learns nothing from
+    /// `request`.
     pub fn candidates(&mut self, request: &Request) -> Vec<(u32, f64)> {
         self.enter_epoch(request.ts_ms / self.config.tick_ms);
         let previous = self.previous_of(request);
@@ -126,7 +132,8 @@ impl NextAccessPredictor {
         self.candidates.clone()
     }
 
-    /// Moves the model to `epoch` and rolls the budgets over.
+    /// Moves the model to `epoch`, rolls the budgets over and forgets clients silent for longer than
+    /// the gap (their recent requests can pair with nothing any more).
     fn enter_epoch(&mut self, epoch: u64) {
         if self.epoch.is_some_and(|e| epoch <= e) {
             return;
@@ -137,6 +144,13 @@ impl NextAccessPredictor {
             s.demand = 0;
             s.spent = 0;
         }
+        let start_ms = epoch.saturating_mul(self.config.tick_ms);
+        let gap = self.config.max_gap_ms;
+        self.clients.retain(|_, recent| {
+            recent
+                .back()
+                .is_some_and(|r| r.ts_ms.saturating_add(gap) >= start_ms)
+        });
         self.tables.advance(epoch);
         self.epoch = Some(epoch);
     }
@@ -171,7 +185,7 @@ impl NextAccessPredictor {
             if self.integer_keys && config.max_stride > 0 {
                 let d = i64::from(y) - i64::from(x.key);
                 if d.unsigned_abs() <= u64::from(config.max_stride) {
-                    // |d| <= max_stride < 2^32 fits i32 bits only up to 2^31; larger strides are skipped.
+                    // Offsets are stored as the bits of an i32; the few beyond its range are skipped.
                     if let Ok(d) = i32::try_from(d) {
                         tables.pair(
                             Table::Stride,
@@ -302,7 +316,8 @@ impl Prefetcher for NextAccessPredictor {
         self.collect_candidates(request, previous);
         self.learn(request, previous);
 
-        let mut ranked: Vec<(f64, u32, f64, u32)> = self
+        // (priority, key, confidence, size, cost in budget units)
+        let mut ranked: Vec<(f64, u32, f64, u32, u64)> = self
             .candidates
             .iter()
             .filter(|&&(key, confidence)| {
@@ -311,11 +326,12 @@ impl Prefetcher for NextAccessPredictor {
             .map(|&(key, confidence)| {
                 // Keys never seen (stride guesses) take the size of the request that suggested them.
                 let size = self.sizes.get(&key).copied().unwrap_or(request.size);
+                let cost = self.units(size);
                 let value = match self.unit {
                     CacheUnit::Objects => 1.0,
-                    CacheUnit::Bytes => 1.0 / f64::from(size.max(1)),
+                    CacheUnit::Bytes => 1.0 / cost as f64,
                 };
-                (confidence * value, key, confidence, size)
+                (confidence * value, key, confidence, size, cost)
             })
             .collect();
         ranked.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -332,14 +348,10 @@ impl Prefetcher for NextAccessPredictor {
         let elapsed = (request.ts_ms % tick + 1) as f64 / tick as f64;
         let allowance = per_epoch.map_or(u64::MAX, |b| (b * elapsed).ceil() as u64);
         let mut placed = 0;
-        for (_, key, confidence, size) in ranked {
+        for (_, key, confidence, size, cost) in ranked {
             if placed == self.config.max_orders {
                 break;
             }
-            let cost = match self.unit {
-                CacheUnit::Objects => 1,
-                CacheUnit::Bytes => u64::from(size.max(1)),
-            };
             if spending.spent.saturating_add(cost) > allowance {
                 continue;
             }

@@ -72,19 +72,26 @@ impl Interner {
 /// How the key ids of a trace relate to its keys' text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KeyKind {
-    /// Every key is a decimal integer below 2^32 (block numbers, object ids) and is its own id, so
-    /// `key + d` names a real neighbour even when that neighbour was never requested: this is what lets
-    /// a stride rule prefetch objects on their first access.
+    /// Every key is a decimal integer (block numbers, object ids) and ids keep their differences:
+    /// `key + d` names a real neighbour even when that neighbour was never requested, which is what
+    /// lets a stride rule prefetch objects on their first access.
     Integer,
     /// Keys are arbitrary text numbered by an [`Interner`]; ids carry no order.
     Text,
 }
 
-/// The key ids of a trace: the integers themselves, or an interner.
+/// The offset that maps signed 32-bit keys onto ids, keeping their order and differences.
+const SIGNED_OFFSET: i64 = 1 << 31;
+
+/// The key ids of a trace: integers mapped one to one, or an interner.
 #[derive(Clone, Debug)]
 pub enum KeyNames {
-    /// Keys are their own ids ([`KeyKind::Integer`]).
-    Integer,
+    /// Integer keys ([`KeyKind::Integer`]): the id is the key itself (keys in `0..2^32`), or the key
+    /// plus 2^31 when the trace has negative keys (keys in `-2^31..2^31`).
+    Integer {
+        /// Whether ids are offset by 2^31.
+        signed: bool,
+    },
     /// Keys are numbered in order of first appearance ([`KeyKind::Text`]).
     Text(Interner),
 }
@@ -93,7 +100,7 @@ impl KeyNames {
     /// Which kind of ids these are.
     pub fn kind(&self) -> KeyKind {
         match self {
-            KeyNames::Integer => KeyKind::Integer,
+            KeyNames::Integer { .. } => KeyKind::Integer,
             KeyNames::Text(_) => KeyKind::Text,
         }
     }
@@ -101,7 +108,8 @@ impl KeyNames {
     /// The text of key `id`, as the trace wrote it.
     pub fn name(&self, id: u32) -> Option<String> {
         match self {
-            KeyNames::Integer => Some(id.to_string()),
+            KeyNames::Integer { signed: false } => Some(id.to_string()),
+            KeyNames::Integer { signed: true } => Some((i64::from(id) - SIGNED_OFFSET).to_string()),
             KeyNames::Text(interner) => interner.name(id).map(str::to_owned),
         }
     }
@@ -134,15 +142,27 @@ impl Trace {
     }
 }
 
-/// Builds a [`Trace`] from events one at a time, choosing integer keys while every key so far is a
-/// canonical decimal integer below 2^32 and switching to interned text keys at the first that is not.
+/// Builds a [`Trace`] from events one at a time. Keys stay integers while every key so far is a
+/// canonical decimal integer (no sign but `-`, no leading zero) that fits the ids: `0..2^32`, or
+/// `-2^31..2^31` once a negative key appears. At the first key that does not fit, every key becomes
+/// interned text.
 #[derive(Clone, Debug, Default)]
 pub struct TraceBuilder {
     requests: Vec<Request>,
-    /// `None` while keys are integers.
-    text_keys: Option<Interner>,
+    keys: Keys,
+    /// The largest integer key seen while ids are unsigned (decides whether signed ids can take over).
+    max_unsigned: u32,
     clients: Interner,
     regions: Interner,
+}
+
+/// The key mode of a [`TraceBuilder`].
+#[derive(Clone, Debug, Default)]
+enum Keys {
+    #[default]
+    Unsigned,
+    Signed,
+    Text(Interner),
 }
 
 impl TraceBuilder {
@@ -154,7 +174,7 @@ impl TraceBuilder {
     /// An empty trace whose keys are always interned text, even when they look like integers.
     pub fn with_text_keys() -> Self {
         TraceBuilder {
-            text_keys: Some(Interner::new()),
+            keys: Keys::Text(Interner::new()),
             ..Self::default()
         }
     }
@@ -205,9 +225,10 @@ impl TraceBuilder {
     pub fn finish(self) -> Trace {
         Trace {
             requests: self.requests,
-            keys: match self.text_keys {
-                Some(interner) => KeyNames::Text(interner),
-                None => KeyNames::Integer,
+            keys: match self.keys {
+                Keys::Unsigned => KeyNames::Integer { signed: false },
+                Keys::Signed => KeyNames::Integer { signed: true },
+                Keys::Text(interner) => KeyNames::Text(interner),
             },
             clients: self.clients,
             regions: self.regions,
@@ -215,28 +236,56 @@ impl TraceBuilder {
     }
 
     fn key_id(&mut self, key: &str) -> Result<u32, ReplayError> {
-        if self.text_keys.is_none() {
-            if let Some(id) = canonical_u32(key) {
-                return Ok(id);
+        if !matches!(self.keys, Keys::Text(_)) {
+            if let Some(value) = canonical_integer(key) {
+                if let Keys::Unsigned = self.keys {
+                    if let Ok(id) = u32::try_from(value) {
+                        self.max_unsigned = self.max_unsigned.max(id);
+                        return Ok(id);
+                    }
+                    if value < 0 && i64::from(self.max_unsigned) < SIGNED_OFFSET {
+                        self.renumber_as_signed();
+                    }
+                }
+                if let Keys::Signed = self.keys {
+                    // Keys in -2^31..2^31 map onto 0..2^32.
+                    if let Ok(id) = u32::try_from(value + SIGNED_OFFSET) {
+                        return Ok(id);
+                    }
+                }
             }
-            self.text_keys = Some(self.renumber_as_text()?);
+            self.renumber_as_text()?;
         }
-        self.text_keys
-            .get_or_insert_with(Interner::new)
-            .intern(key)
-            .map_err(|_| too_many("keys"))
+        match &mut self.keys {
+            Keys::Text(interner) => interner.intern(key).map_err(|_| too_many("keys")),
+            // `renumber_as_text` has just switched to text.
+            Keys::Unsigned | Keys::Signed => Err(too_many("keys")),
+        }
+    }
+
+    /// Moves unsigned ids (all below 2^31) to signed ids, which keeps their differences.
+    fn renumber_as_signed(&mut self) {
+        for request in &mut self.requests {
+            request.key += 1 << 31;
+        }
+        self.keys = Keys::Signed;
     }
 
     /// Renumbers the integer keys seen so far as interned text. Only canonical integers were accepted,
     /// so their decimal text is exactly what the trace wrote.
-    fn renumber_as_text(&mut self) -> Result<Interner, ReplayError> {
+    fn renumber_as_text(&mut self) -> Result<(), ReplayError> {
+        let names = match self.keys {
+            Keys::Unsigned => KeyNames::Integer { signed: false },
+            Keys::Signed => KeyNames::Integer { signed: true },
+            Keys::Text(_) => return Ok(()),
+        };
         let mut interner = Interner::new();
         for request in &mut self.requests {
-            request.key = interner
-                .intern(&request.key.to_string())
-                .map_err(|_| too_many("keys"))?;
+            let name = names.name(request.key).unwrap_or_default();
+            request.key = interner.intern(&name).map_err(|_| too_many("keys"))?;
         }
-        Ok(interner)
+        self.keys = Keys::Text(interner);
+        Ok(())
     }
 }
 
@@ -247,13 +296,16 @@ fn too_many(what: &'static str) -> ReplayError {
     }
 }
 
-/// `text` as an integer id when it is written the one way `u32::to_string` writes it: digits only, no
-/// sign, no leading zero, at most `u32::MAX`. Anything else is text, so ids round-trip to the same key.
-fn canonical_u32(text: &str) -> Option<u32> {
-    let bytes = text.as_bytes();
+/// `text` as an integer when it is written the one way `i64::to_string` writes it: digits with an
+/// optional leading `-`, no leading zero, no `-0`. Anything else is text, so ids round-trip to the
+/// same key.
+fn canonical_integer(text: &str) -> Option<i64> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let bytes = digits.as_bytes();
     let canonical = !bytes.is_empty()
+        && bytes.len() <= 11
         && bytes.iter().all(u8::is_ascii_digit)
-        && (bytes[0] != b'0' || bytes.len() == 1);
+        && (bytes[0] != b'0' || (bytes.len() == 1 && digits.len() == text.len()));
     if canonical {
         text.parse().ok()
     } else {
@@ -299,12 +351,44 @@ mod tests {
     }
 
     #[test]
+    fn negative_keys_switch_to_signed_ids_that_keep_differences() {
+        let mut builder = TraceBuilder::new();
+        for key in ["5", "-3", "2147483647", "-2147483648"] {
+            builder.push(0, key, 1, "", "").unwrap();
+        }
+        let trace = builder.finish();
+        assert_eq!(trace.keys.kind(), KeyKind::Integer);
+        let ids: Vec<i64> = trace.requests.iter().map(|r| i64::from(r.key)).collect();
+        assert_eq!(ids[0] - ids[1], 8);
+        let names: Vec<String> = trace
+            .requests
+            .iter()
+            .map(|r| trace.keys.name(r.key).unwrap())
+            .collect();
+        assert_eq!(names, vec!["5", "-3", "2147483647", "-2147483648"]);
+    }
+
+    #[test]
+    fn keys_that_fit_no_ids_become_text() {
+        for keys in [["3000000000", "-1"], ["-1", "3000000000"], ["1", "1.5"]] {
+            let mut builder = TraceBuilder::new();
+            for key in keys {
+                builder.push(0, key, 1, "", "").unwrap();
+            }
+            let trace = builder.finish();
+            assert_eq!(trace.keys.kind(), KeyKind::Text, "{keys:?}");
+            assert_eq!(trace.keys.name(trace.requests[0].key).unwrap(), keys[0]);
+            assert_eq!(trace.keys.name(trace.requests[1].key).unwrap(), keys[1]);
+        }
+    }
+
+    #[test]
     fn canonical_integers_only() {
-        assert_eq!(canonical_u32("0"), Some(0));
-        assert_eq!(canonical_u32("4294967295"), Some(u32::MAX));
-        assert_eq!(canonical_u32("4294967296"), None);
-        assert_eq!(canonical_u32("01"), None);
-        assert_eq!(canonical_u32("+1"), None);
-        assert_eq!(canonical_u32(""), None);
+        assert_eq!(canonical_integer("0"), Some(0));
+        assert_eq!(canonical_integer("-12"), Some(-12));
+        assert_eq!(canonical_integer("4294967295"), Some(4294967295));
+        for text in ["01", "+1", "", "-0", "-", "--1", "1 "] {
+            assert_eq!(canonical_integer(text), None, "{text:?}");
+        }
     }
 }

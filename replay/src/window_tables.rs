@@ -27,13 +27,14 @@ pub(crate) enum Table {
 
 const TABLES: usize = 4;
 
-/// One staged update: an occurrence of `ctx`, or one more `ctx -> target`.
-#[derive(Clone, Copy, Debug)]
+/// One update: `count` occurrences of `ctx`, or `count` more `ctx -> target`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Update {
-    ctx: u64,
-    /// `None`: an occurrence of the context.
-    target: Option<u32>,
     table: u8,
+    ctx: u64,
+    /// `None`: occurrences of the context.
+    target: Option<u32>,
+    count: u32,
 }
 
 /// The window counts of one context.
@@ -87,7 +88,7 @@ impl WindowTables {
         match self.epoch {
             Some(current) if epoch <= current => return,
             Some(current) => {
-                let staged = std::mem::take(&mut self.staged);
+                let staged = consolidate(std::mem::take(&mut self.staged));
                 for update in &staged {
                     self.apply(*update, true);
                 }
@@ -110,18 +111,20 @@ impl WindowTables {
     /// Stages an occurrence of `ctx` in the current epoch.
     pub(crate) fn occurrence(&mut self, table: Table, ctx: u64) {
         self.staged.push(Update {
+            table: table as u8,
             ctx,
             target: None,
-            table: table as u8,
+            count: 1,
         });
     }
 
     /// Stages one `ctx -> target` in the current epoch.
     pub(crate) fn pair(&mut self, table: Table, ctx: u64, target: u32) {
         self.staged.push(Update {
+            table: table as u8,
             ctx,
             target: Some(target),
-            table: table as u8,
+            count: 1,
         });
     }
 
@@ -139,16 +142,16 @@ impl WindowTables {
         match update.target {
             None => {
                 if insert {
-                    context.occurrences += 1;
+                    context.occurrences += update.count;
                 } else {
-                    context.occurrences = context.occurrences.saturating_sub(1);
+                    context.occurrences = context.occurrences.saturating_sub(update.count);
                 }
             }
             Some(target) => {
                 if insert {
-                    *context.targets.entry(target).or_insert(0) += 1;
+                    *context.targets.entry(target).or_insert(0) += update.count;
                 } else if let Some(count) = context.targets.get_mut(&target) {
-                    *count -= 1;
+                    *count = count.saturating_sub(update.count);
                     if *count == 0 {
                         context.targets.remove(&target);
                     }
@@ -189,6 +192,26 @@ impl WindowTables {
             }
         }
     }
+}
+
+/// Sums equal updates, so an epoch is kept as its distinct changes (the way differential consolidates
+/// a batch) and repetitive traces cost memory per distinct pair, not per request.
+fn consolidate(mut updates: Vec<Update>) -> Vec<Update> {
+    updates.sort_unstable();
+    let mut out: Vec<Update> = Vec::with_capacity(updates.len() / 2);
+    for update in updates {
+        match out.last_mut() {
+            Some(last)
+                if (last.table, last.ctx, last.target)
+                    == (update.table, update.ctx, update.target) =>
+            {
+                last.count += update.count;
+            }
+            _ => out.push(update),
+        }
+    }
+    out.shrink_to_fit();
+    out
 }
 
 #[cfg(test)]

@@ -269,3 +269,87 @@ fn predicted_keys_land_in_regional_caches_and_budget_reloads() {
         }
     }
 }
+
+/// Seed 003 end to end: messages read from a file, consumers offered the unread messages most like the
+/// one they just took, in the changelog.
+#[test]
+fn consumers_are_offered_similar_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("messages.jsonl");
+    let topics = [
+        "order shipped to paris by rail",
+        "invoice overdue for customer",
+        "weather alert storm warning coast",
+    ];
+    let payload = |i: u64| {
+        let topic = topics[(i % 3) as usize];
+        format!(
+            "{topic} {}",
+            ["today", "tomorrow", "now"][(i / 3 % 3) as usize]
+        )
+    };
+    let event = |ts: u64, key: u64, client: &str| {
+        serde_json::json!({
+            "ts": 1_700_000_000_000u64 + ts,
+            "key": format!("msg-{key}"),
+            "client": client,
+            "region": "eu-west",
+            "attrs": {"payload": payload(key)},
+        })
+        .to_string()
+    };
+    // A producer publishes 60 messages, then each consumer reads the messages of one topic. Accesses are
+    // further apart than `pair_gap`, so the queues hold only what content similarity offers.
+    let mut lines: Vec<String> = (0..60u64).map(|i| event(i * 100, i, "producer")).collect();
+    for i in 0..60u64 {
+        lines.push(event(10_000 + i * 500, i, &format!("consumer-{}", i % 3)));
+    }
+    std::fs::write(&events, lines.join("\n")).unwrap();
+    let config = dir.path().join("p.toml");
+    std::fs::write(
+        &config,
+        "[pipeline.q]\ntick = \"1s\"\nwindow = \"1m\"\nworkers = 2\n[pipeline.q.sinks]\njsonl = \"changes.jsonl\"\n[pipeline.q.sql]\nlisten = \"off\"\n[pipeline.q.forecast]\nenabled = false\n[pipeline.q.prefetch]\npair_gap = \"50ms\"\n",
+    )
+    .unwrap();
+    let out = crate::fixtures::output_ok(
+        shardcast()
+            .args(["run", "--quiet", "--exit-at-end", "--pipeline", "q"])
+            .args(["--config", config.to_str().unwrap()])
+            .args(["--source", &format!("file:{}", events.display())])
+            .current_dir(dir.path()),
+    );
+    assert!(out.status.success());
+    let changes = std::fs::read_to_string(dir.path().join("changes.jsonl")).unwrap();
+    let (mut similar, mut offered) = (0, BTreeSet::new());
+    let topic_of = |key: &str| key.trim_start_matches("msg-").parse::<u64>().unwrap() % 3;
+    for line in changes.lines() {
+        let change: serde_json::Value = serde_json::from_str(line).unwrap();
+        let row = &change["row"];
+        if change["diff"].as_i64() <= Some(0) {
+            continue;
+        }
+        match change["table"].as_str() {
+            Some("similar_messages") => {
+                let (a, b) = (row["key"].as_str().unwrap(), row["other"].as_str().unwrap());
+                assert_eq!(topic_of(a), topic_of(b), "{a} and {b} are not alike: {row}");
+                similar += 1;
+            }
+            Some("prefetch_queue") => {
+                let consumer = row["consumer"].as_str().unwrap().to_string();
+                let key = row["key"].as_str().unwrap().to_string();
+                offered.insert((consumer, key));
+            }
+            _ => {}
+        }
+    }
+    assert!(similar > 20, "only {similar} similar pairs");
+    // Every consumer reads one topic; what it is offered is of its topic.
+    assert!(
+        offered.iter().filter(|(c, _)| c != "producer").count() > 5,
+        "{offered:?}"
+    );
+    for (consumer, key) in offered.iter().filter(|(c, _)| c != "producer") {
+        let c: u64 = consumer.trim_start_matches("consumer-").parse().unwrap();
+        assert_eq!(c, topic_of(key), "{consumer} offered {key}");
+    }
+}
