@@ -81,6 +81,19 @@ mod tests {
             warning.contains("missing.onnx") && warning.contains("does not exist"),
             "{warning}"
         );
+        // A runtime that cannot be loaded: the only test in this binary that reaches ONNX Runtime, so
+        // pointing the variable elsewhere cannot disturb another test.
+        std::env::set_var("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so");
+        let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        let (f, warning) = forecaster_from_config("onnx", Some(&model), 1);
+        assert_eq!(f.name(), "holt");
+        let warning = warning.unwrap();
+        assert!(
+            warning.contains("ONNX Runtime is not available")
+                && warning.contains("ORT_DYLIB_PATH")
+                && warning.contains("scripts/install-deps.sh"),
+            "{warning}"
+        );
         let (f, warning) = forecaster_from_config("prophet", None, 1);
         assert_eq!(f.name(), "holt");
         assert!(warning.unwrap().contains("not a forecaster kind"));

@@ -169,7 +169,7 @@ impl<'scope> ForecastLoad<'scope> for VecCollection<'scope, u64, (String, u64)> 
         let horizon = settings.horizon;
         self.inner
             .unary_frontier(
-                Exchange::new(|((s, _), _, _): &((String, u64), u64, isize)| s.hashed().into()),
+                Exchange::new(|((s, _), _, _): &((String, u64), u64, isize)| s.hashed()),
                 "ForecastLoad",
                 move |capability, _info| {
                     let mut caps = CapabilitySet::from_elem(capability);
