@@ -124,8 +124,11 @@ fn read_trace(
     Ok((builder.finish(), format, dead))
 }
 
+/// Forecasters to score, and a warning when the one asked for is not among them.
+type Forecasters = (Vec<Box<dyn Forecaster>>, Option<String>);
+
 /// The forecasters scored: every baseline and the configured one (the shipped model for `onnx`).
-fn forecasters(args: &ReplayArgs) -> anyhow::Result<(Vec<Box<dyn Forecaster>>, Option<String>)> {
+fn forecasters(args: &ReplayArgs) -> anyhow::Result<Forecasters> {
     if !FORECASTER_KINDS.contains(&args.forecaster.as_str()) {
         bail!(
             "--forecaster {:?}: use one of {}",

@@ -90,7 +90,7 @@ pub fn prediction_family<'scope>(
         .map(|a| (a.client, (a.ts, a.key, a.region)))
         .sliding_window(1)
         .reduce(|_client, input, output| {
-            if let Some(((ts, key, region), _)) = input.iter().filter(|(_, r)| *r > 0).last() {
+            if let Some(((ts, key, region), _)) = input.iter().rfind(|(_, r)| *r > 0) {
                 output.push(((key.clone(), region.clone(), *ts), 1isize));
             }
         });
@@ -167,7 +167,7 @@ fn prefetch_orders<'scope>(
         .map(|a| (a.key, a.bytes))
         .sliding_window(window)
         .reduce(|_key, input, output| {
-            if let Some((bytes, _)) = input.iter().filter(|(_, r)| *r > 0).last() {
+            if let Some((bytes, _)) = input.iter().rfind(|(_, r)| *r > 0) {
                 output.push((**bytes, 1isize));
             }
         });

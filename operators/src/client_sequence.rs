@@ -91,9 +91,7 @@ impl<'scope> ClientSequence<'scope> for VecCollection<'scope, u64, TimedAccess> 
         let forget_after = config.pair_gap_ms.max(config.session_gap_ms);
         self.inner
             .unary_frontier(
-                Exchange::new(|((client, _, _), _, _): &(TimedAccess, u64, isize)| {
-                    client.hashed().into()
-                }),
+                Exchange::new(|((client, _, _), _, _): &(TimedAccess, u64, isize)| client.hashed()),
                 "ClientSequence",
                 move |_capability, _info| {
                     let mut caps = CapabilitySet::<u64>::new();

@@ -183,11 +183,9 @@ impl<'scope> PrefetchQueue<'scope> for VecCollection<'scope, u64, (String, Strin
             .binary_frontier(
                 accesses.inner,
                 Exchange::new(
-                    |((c, _, _, _), _, _): &((String, String, u64, u64), u64, isize)| {
-                        c.hashed().into()
-                    },
+                    |((c, _, _, _), _, _): &((String, String, u64, u64), u64, isize)| c.hashed(),
                 ),
-                Exchange::new(|((c, _), _, _): &((String, String), u64, isize)| c.hashed().into()),
+                Exchange::new(|((c, _), _, _): &((String, String), u64, isize)| c.hashed()),
                 "PrefetchQueue",
                 move |capability, _info| {
                     let mut caps = CapabilitySet::<u64>::from_elem(capability);

@@ -158,7 +158,7 @@ impl<'scope> SimilarKeys<'scope> for VecCollection<'scope, u64, (String, String)
                     .then(|| ((x, y), (similarity * 1e6).round() as u64))
             })
             .reduce(|_pair, input, output| {
-                if let Some((best, _)) = input.iter().filter(|(_, r)| *r > 0).last() {
+                if let Some((best, _)) = input.iter().rfind(|(_, r)| *r > 0) {
                     output.push((**best, 1isize));
                 }
             })
@@ -227,7 +227,8 @@ mod tests {
                     }
                 }
             }
-            let expected: Vec<((String, (String, u64)), isize)> = expected
+            type Pair = (String, (String, u64));
+            let expected: Vec<(Pair, isize)> = expected
                 .into_iter()
                 .map(|((x, y), s)| ((x, (y, s)), 1))
                 .collect();
