@@ -54,7 +54,8 @@ pub struct ReplayArgs {
     /// Shards the keys are hashed over for the forecast series.
     #[arg(long, default_value_t = 16)]
     shards: u32,
-    /// Epoch of the forecast series, ms (default: 60000 with real timestamps, 1000 requests otherwise).
+    /// Epoch of the forecast series, ms (default: 60000 with real timestamps; for order-only traces, where
+    /// a request is a millisecond, 1/256 of the trace, at most 1000 requests).
     #[arg(long)]
     forecast_tick_ms: Option<u64>,
     /// Epochs ahead the forecasts are scored on.
@@ -242,10 +243,12 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         season: 1,
     };
     let scores = evaluation.run(&series, &mut models)?;
+    // A trace too short for the history and horizon has no forecast points: nothing to report.
     let chosen = scores
         .iter()
+        .filter(|s| s.points > 0)
         .find(|s| s.model.split(':').next() == Some(args.forecaster.as_str()))
-        .or_else(|| scores.iter().find(|s| s.model == "holt"))
+        .or_else(|| scores.iter().find(|s| s.points > 0 && s.model == "holt"))
         .cloned();
 
     let report = Report {
@@ -293,6 +296,7 @@ impl Report<'_> {
         let forecasters: serde_json::Map<String, serde_json::Value> = self
             .scores
             .iter()
+            .filter(|s| s.points > 0)
             .map(|s| {
                 (
                     s.model.clone(),
@@ -355,7 +359,7 @@ impl Report<'_> {
             p.timeliness(),
             p.total.bytes
         );
-        for s in self.scores {
+        for s in self.scores.iter().filter(|s| s.points > 0) {
             println!(
                 "  forecast {:<15} WAPE {:.3} | MASE {:.3} (1 step: WAPE {:.3}, MASE {:.3})",
                 s.model, s.wape_all, s.mase_all, s.wape_one, s.mase_one

@@ -1,12 +1,13 @@
 //! The prediction family: next-access prediction, prefetch priorities under a bandwidth budget,
 //! per-consumer prefetch queues and the fast key index (seeds 000, 003 and 004).
 
-use differential_dataflow::VecCollection;
+use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use shardcast_operators::{
     ClientSequence, PrefetchQueue, QueueConfig, SequenceConfig, SimilarKeys, SimilarityConfig,
     SlidingWindow, Successor, TransitionConfig, Transitions,
 };
+use timely::dataflow::operators::vec::Map;
 
 use crate::{Access, Decision, KeyIndexEntry, PrefetchOrder, Score};
 
@@ -260,8 +261,23 @@ fn key_index<'scope>(
     predictions: VecCollection<'scope, u64, ClientPrediction>,
     window: u64,
 ) -> VecCollection<'scope, u64, KeyIndexEntry> {
+    // The latest access of each key within each epoch first, then the window over those: a hot key
+    // brings at most one row per epoch to the final reduce instead of every access in the window.
     let latest = steps
-        .map(|s| (s.key, KeyItem::Access(s.ts, s.client, s.session)))
+        .map(|s| (s.key, (s.ts, s.client, s.session)))
+        .sliding_window(1)
+        .reduce(|_key, input, output| {
+            if let Some((access, _)) = input.iter().rfind(|(_, r)| *r > 0) {
+                output.push(((*access).clone(), 1isize));
+            }
+        })
+        .inner
+        .flat_map(|((key, (ts, client, session)), t, r)| {
+            // Keep only the insertions: each epoch's latest access lives for the window from its
+            // epoch on, whatever later epochs bring.
+            (r > 0).then_some(((key, KeyItem::Access(ts, client, session)), t, r))
+        })
+        .as_collection()
         .sliding_window(window);
     let successors = transitions.map(|(key, s)| (key, KeyItem::Successor(s.count, s.key)));
     let predicted =
