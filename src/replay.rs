@@ -222,12 +222,13 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let simulate_secs = simulated.elapsed().as_secs_f64();
 
     // Forecasts: per-shard load per epoch, scored one to `horizon` epochs ahead.
+    let requests = trace.requests.len() as u64;
     let tick = args
         .forecast_tick_ms
         .unwrap_or(if format.has_timestamps() {
             60_000
         } else {
-            1_000
+            (requests / 256).clamp(1, 1_000)
         })
         .max(1);
     let series = shard_series(pairs, args.shards, tick)?;
