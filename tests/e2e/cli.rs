@@ -52,18 +52,7 @@ fn default_run_serves_sql_and_stops_cleanly_on_ctrl_c() {
     assert!(n > 100, "key_load should hold many keys:\n{text}");
 
     // Ctrl-C: SIGINT stops the job cleanly with a summary.
-    let pid = job.child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = eventually(Duration::from_secs(30), "the job to exit", || {
-        job.child.try_wait().unwrap()
-    });
-    assert!(status.success(), "exit status after Ctrl-C: {status}");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(job.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let stderr = job.interrupt();
     assert!(stderr.contains("stopped at epoch"), "{stderr}");
     // The server-less sink of the default pipeline: the changelog as JSON lines.
     let changelog = std::fs::read_to_string(dir.path().join("decisions.jsonl")).unwrap();

@@ -46,6 +46,36 @@ pub struct Process {
     pub child: Child,
 }
 
+impl Process {
+    /// Sends `signal` (`HUP`, `INT`, ...) to the child.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("running kill");
+        assert!(sent.success(), "kill -{signal} {pid} failed");
+    }
+
+    /// Stops the child with Ctrl-C (SIGINT), asserts it exits successfully within 30 s, and returns
+    /// what it wrote to its piped stderr.
+    pub fn interrupt(&mut self) -> String {
+        self.signal("INT");
+        let status = eventually(Duration::from_secs(30), "the job to exit", || {
+            self.child.try_wait().unwrap()
+        });
+        let mut stderr = String::new();
+        if let Some(pipe) = self.child.stderr.as_mut() {
+            std::io::Read::read_to_string(pipe, &mut stderr).unwrap();
+        }
+        assert!(
+            status.success(),
+            "exit status after Ctrl-C: {status}\n{stderr}"
+        );
+        stderr
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();

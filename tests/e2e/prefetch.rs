@@ -123,12 +123,7 @@ fn predicted_keys_land_in_regional_caches_and_budget_reloads() {
 
     // Raise the budget and reload: orders appear and copies land.
     std::fs::write(&path, config(port, &primary.url, &caches, 1 << 20)).unwrap();
-    let pid = job.child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap()
-        .success());
+    job.signal("HUP");
     let landed: BTreeMap<&str, BTreeMap<String, u64>> = eventually(
         Duration::from_secs(90),
         "prefetched copies in every region",
@@ -230,18 +225,7 @@ fn predicted_keys_land_in_regional_caches_and_budget_reloads() {
     assert!(queued.lines().count() > 0, "no queued predictions");
 
     // Every key that landed was ordered for that region in the changelog.
-    let pid = job.child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = eventually(Duration::from_secs(30), "the job to exit", || {
-        job.child.try_wait().unwrap()
-    });
-    assert!(status.success(), "exit status: {status}");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(job.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let stderr = job.interrupt();
     assert!(
         stderr.contains("reloaded: prefetch.budget_bytes 0 -> 1048576"),
         "{stderr}"
