@@ -2,6 +2,7 @@
 //! Each is started on a free loopback port and stopped when dropped. A missing part fails the test with
 //! the command that installs it.
 
+use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -274,11 +275,27 @@ pub fn read_topic(broker: &str, topic: &str) -> Vec<(i32, Vec<u8>)> {
             .unwrap();
     }
     consumer.assign(&assignment).unwrap();
+    // Until the end offsets are reached: a large topic can take the broker longer than any fixed
+    // quiet period to start serving.
+    let mut end: BTreeMap<i32, i64> = BTreeMap::new();
+    for partition in metadata.topics()[0].partitions() {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, partition.id(), Duration::from_secs(10))
+            .unwrap();
+        end.insert(partition.id(), high);
+    }
+    let mut next: BTreeMap<i32, i64> = end.keys().map(|p| (*p, 0)).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
     let (mut messages, mut quiet) = (Vec::new(), 0);
-    while quiet < 10 {
+    while next.iter().any(|(p, n)| *n < end[p]) || quiet < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "reading {topic}: stuck at {next:?} of {end:?}"
+        );
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(message)) => {
                 quiet = 0;
+                next.insert(message.partition(), message.offset() + 1);
                 messages.push((
                     message.partition(),
                     message.payload().unwrap_or_default().to_vec(),

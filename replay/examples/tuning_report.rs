@@ -1,8 +1,9 @@
 //! The tuning table: every reference trace at 1% and 10% caches, LRU next to LRU + the predictor and
 //! Belady, with accuracy, coverage, timeliness and the share of the LRU-to-Belady gap closed. It takes
 //! minutes in a debug build (cache2k has 5 million requests), so it runs on request:
-//! `cargo test -p shardcast-replay --test report -- --ignored --nocapture`.
+//! `cargo run --release -p shardcast-replay --example tuning_report`.
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::time::Instant;
@@ -54,8 +55,6 @@ fn rows(name: &str, trace: &Trace, timed: bool, unit: CacheUnit, latency_ms: u64
     }
 }
 
-#[test]
-#[ignore = "minutes in a debug build; run with --ignored --nocapture for the tuning table"]
 fn every_trace_at_one_and_ten_percent() {
     println!(
         "| trace | cache | LRU | LRU+prefetch | Belady | gap closed | accuracy | coverage | timely | bytes prefetched | time |"
@@ -106,8 +105,6 @@ fn every_trace_at_one_and_ten_percent() {
     }
 }
 
-#[test]
-#[ignore = "a measurement table; run with --ignored --nocapture"]
 fn where_prefetched_objects_enter_the_list() {
     use shardcast_replay::PrefetchEntry;
     let traces = [
@@ -148,4 +145,10 @@ fn where_prefetched_objects_enter_the_list() {
             }
         }
     }
+}
+
+/// Prints the tuning tables: `cargo run --release -p shardcast-replay --example tuning_report`.
+fn main() {
+    every_trace_at_one_and_ten_percent();
+    where_prefetched_objects_enter_the_list();
 }
