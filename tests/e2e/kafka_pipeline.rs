@@ -87,6 +87,15 @@ redis_tables = ["assignments", "key_load"]
 
 [pipeline.e2e.sql]
 listen = "127.0.0.1:{sql_port}"
+
+# This test checks the affinity family against its reference through every sink. The prediction and
+# forecast families have their own end-to-end tests; with them the changelog holds some 15,000 records,
+# which the test broker (tansu 0.6) serves too slowly to read back.
+[pipeline.e2e.prefetch]
+enabled = false
+
+[pipeline.e2e.forecast]
+enabled = false
 "#
     )
 }
