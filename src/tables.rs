@@ -79,6 +79,9 @@ pub struct TransitionRow {
     pub confidence: f64,
 }
 
+/// `co_access`: after one client accesses `key`, another client of its region accesses `next_key`.
+pub type CoAccessRow = TransitionRow;
+
 /// `similar_messages`: messages whose payloads are alike (MinHash-estimated Jaccard similarity of words).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SimilarMessageRow {
@@ -88,6 +91,19 @@ pub struct SimilarMessageRow {
     pub other: String,
     /// Estimated similarity, 0 to 1.
     pub similarity: f64,
+}
+
+impl TransitionRow {
+    fn new(key: &str, successor: &shardcast_operators::Successor) -> Self {
+        TransitionRow {
+            key: key.to_string(),
+            next_key: successor.key.clone(),
+            count: successor.count as i64,
+            total: successor.total as i64,
+            probability: successor.probability,
+            confidence: successor.confidence,
+        }
+    }
 }
 
 /// `prefetch`: the orders of the latest epoch, per region.
@@ -230,6 +246,7 @@ tables! {
     Assignment(AssignmentRow) = "assignments",
     DeadLetter(DeadLetterRow) = "dead_letters",
     Transition(TransitionRow) = "transitions",
+    CoAccess(CoAccessRow) = "co_access",
     SimilarMessage(SimilarMessageRow) = "similar_messages",
     Prefetch(PrefetchRow) = "prefetch",
     PrefetchQueue(PrefetchQueueRow) = "prefetch_queue",
@@ -248,6 +265,7 @@ impl TableRow {
             TableRow::DeadLetter(r) => r.seq.to_string(),
             TableRow::Transition(r) => format!("{}/{}", r.key, r.next_key),
             TableRow::Prefetch(r) => format!("{}/{}", r.region, r.key),
+            TableRow::CoAccess(r) => format!("{}/{}", r.key, r.next_key),
             TableRow::SimilarMessage(r) => format!("{}/{}", r.key, r.other),
             TableRow::PrefetchQueue(r) => format!("{}/{}", r.consumer, r.key),
             TableRow::QueueStats(r) => r.consumer.clone(),
@@ -288,14 +306,12 @@ impl TableRow {
                 home: assignment.home.clone(),
                 since_epoch: assignment.since as i64,
             })],
-            Decision::Transition { key, successor } => vec![TableRow::Transition(TransitionRow {
-                key: key.clone(),
-                next_key: successor.key.clone(),
-                count: successor.count as i64,
-                total: successor.total as i64,
-                probability: successor.probability,
-                confidence: successor.confidence,
-            })],
+            Decision::Transition { key, successor } => {
+                vec![TableRow::Transition(TransitionRow::new(key, successor))]
+            }
+            Decision::CoAccess { key, successor } => {
+                vec![TableRow::CoAccess(TransitionRow::new(key, successor))]
+            }
             Decision::Similar {
                 key,
                 other,

@@ -14,12 +14,13 @@ use toml::Spanned;
 use crate::Millis;
 
 /// The decision tables a job publishes (sinks and SQL).
-pub const TABLE_NAMES: [&str; 11] = [
+pub const TABLE_NAMES: [&str; 12] = [
     "key_load",
     "affinity",
     "assignments",
     "dead_letters",
     "transitions",
+    "co_access",
     "similar_messages",
     "prefetch",
     "prefetch_queue",

@@ -38,6 +38,14 @@ pub enum Decision {
         /// The prediction.
         successor: Successor,
     },
+    /// Correlated access across clients (seed 004): after one client accesses `key`, another client of
+    /// the same region accesses `successor.key`.
+    CoAccess {
+        /// The key.
+        key: String,
+        /// The prediction.
+        successor: Successor,
+    },
     /// Two messages with similar payloads (seed 003): `other` is offered to consumers of `key`.
     Similar {
         /// The message.

@@ -104,7 +104,32 @@ pub fn prediction_family<'scope>(
             (successor.confidence >= threshold).then_some((client, region, successor, ts))
         });
 
-    let orders = prefetch_orders(accesses.clone(), predictions.clone(), budget, window);
+    // Seed 004, correlated access across clients: "if A requests X, B is likely to request Y". Per
+    // region, an access by one client followed within `pair_gap` by another client's access to another
+    // key. The successors of a client's latest key there are prefetched into its region too (for the
+    // other clients), but are not queued for the client itself.
+    let co_access = accesses
+        .clone()
+        .map(|a| (a.region, a.ts, (a.key, a.client)))
+        .client_sequence(config.sequence)
+        .flat_map(|s| match s.prev {
+            Some((prev_key, prev_client)) if prev_client != s.key.1 && prev_key != s.key.0 => {
+                Some((prev_key, s.key.0))
+            }
+            _ => None,
+        })
+        .sliding_window(window)
+        .transitions(config.transitions);
+    let co_predictions: VecCollection<'scope, u64, ClientPrediction> = latest
+        .clone()
+        .map(|(client, (key, region, ts))| (key, (client, region, ts)))
+        .join(co_access.clone())
+        .flat_map(move |(_key, ((client, region, ts), successor))| {
+            (successor.confidence >= threshold).then_some((client, region, successor, ts))
+        });
+    let all_predictions = predictions.clone().concat(co_predictions);
+
+    let orders = prefetch_orders(accesses.clone(), all_predictions.clone(), budget, window);
 
     let mut queued = predictions.clone().map(|(client, _, s, ts)| {
         let millionths = (s.confidence * 1e6).round() as u64;
@@ -143,10 +168,11 @@ pub fn prediction_family<'scope>(
         .prefetch_queue(accesses.map(|a| (a.client, a.key)), config.queue)
         .map(Decision::Queue);
 
-    let index = key_index(steps, transitions.clone(), predictions, window);
+    let index = key_index(steps, transitions.clone(), all_predictions, window);
 
     let decisions = transitions
         .map(|(key, successor)| Decision::Transition { key, successor })
+        .concat(co_access.map(|(key, successor)| Decision::CoAccess { key, successor }))
         .concat(orders.map(Decision::Prefetch))
         .concat(queue)
         .concat(index.map(Decision::KeyIndex));
@@ -411,6 +437,18 @@ mod tests {
             .map(|(a, t)| ((a.client.clone(), a.ts, a.key.clone()), *t))
             .collect();
         let steps = client_steps_reference(&timed, &config.sequence);
+        // Accesses grouped by region, keyed by (key, client), as the co-access sequence reads them.
+        type RegionAccess = (String, u64, (String, String));
+        let by_region: Vec<(RegionAccess, u64)> = accesses
+            .iter()
+            .map(|(a, t)| {
+                (
+                    (a.region.clone(), a.ts, (a.key.clone(), a.client.clone())),
+                    *t,
+                )
+            })
+            .collect();
+        let region_steps = client_steps_reference(&by_region, &config.sequence);
         let in_window = |t: u64, epoch: u64| t <= epoch && epoch < t + window;
         let mut queue_predictions = Vec::new();
         let queue_accesses: Vec<((String, String), u64)> = accesses
@@ -453,9 +491,46 @@ mod tests {
                     *e = v;
                 }
             }
+            // Co-access across clients of a region.
+            let mut co_counts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+            for (s, t) in &region_steps {
+                if let (Some((px, pc)), true) = (&s.prev, in_window(*t, epoch)) {
+                    if *pc != s.key.1 && *px != s.key.0 {
+                        *co_counts
+                            .entry(px.clone())
+                            .or_default()
+                            .entry(s.key.0.clone())
+                            .or_default() += 1;
+                    }
+                }
+            }
+            let co_successors: BTreeMap<String, Vec<Successor>> = co_counts
+                .iter()
+                .map(|(x, c)| (x.clone(), config.transitions.successors(c)))
+                .collect();
+            for (x, list) in &co_successors {
+                for s in list {
+                    out.push(Decision::CoAccess {
+                        key: x.clone(),
+                        successor: s.clone(),
+                    });
+                }
+            }
             let mut per_region_key: BTreeMap<(String, String), Vec<(Score, Score)>> =
                 BTreeMap::new();
             let mut predicted_conf: BTreeMap<String, f64> = BTreeMap::new();
+            for (_, key, region) in latest.values() {
+                for s in co_successors.get(key).into_iter().flatten() {
+                    if s.confidence >= config.threshold {
+                        per_region_key
+                            .entry((region.clone(), s.key.clone()))
+                            .or_default()
+                            .push((Score(s.probability), Score(s.confidence)));
+                        let c = predicted_conf.entry(s.key.clone()).or_default();
+                        *c = c.max(s.confidence);
+                    }
+                }
+            }
             for (client, (_, key, region)) in &latest {
                 for s in successors.get(key).into_iter().flatten() {
                     if s.confidence >= config.threshold {

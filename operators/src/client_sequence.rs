@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use differential_dataflow::{AsCollection, Hashable, VecCollection};
+use differential_dataflow::{AsCollection, ExchangeData, Hashable, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
@@ -10,7 +10,7 @@ use timely::dataflow::operators::CapabilitySet;
 use timely::progress::Antichain;
 
 /// An access `(client, ts in ms, key)`.
-pub type TimedAccess = (String, u64, String);
+pub type TimedAccess<K = String> = (String, u64, K);
 
 /// How consecutive accesses of a client are linked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,24 +32,24 @@ impl Default for SequenceConfig {
 
 /// One access with its place in the client's sequence.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Step {
+pub struct Step<K = String> {
     /// The client.
     pub client: String,
     /// The key accessed.
-    pub key: String,
+    pub key: K,
     /// When (ms).
     pub ts: u64,
     /// The key the same client accessed just before, when at most `pair_gap_ms` earlier.
-    pub prev: Option<String>,
+    pub prev: Option<K>,
     /// The session: the time (ms) of the session's first access.
     pub session: u64,
 }
 
 /// The state kept per client between epochs.
 #[derive(Clone, Debug)]
-struct Last {
+struct Last<K> {
     ts: u64,
-    key: String,
+    key: K,
     session: u64,
 }
 
@@ -81,22 +81,27 @@ struct Last {
 ///     input.advance_to(1);
 /// });
 /// ```
-pub trait ClientSequence<'scope> {
+pub trait ClientSequence<'scope, K = String> {
     /// One [`Step`] per access.
-    fn client_sequence(self, config: SequenceConfig) -> VecCollection<'scope, u64, Step>;
+    fn client_sequence(self, config: SequenceConfig) -> VecCollection<'scope, u64, Step<K>>;
 }
 
-impl<'scope> ClientSequence<'scope> for VecCollection<'scope, u64, TimedAccess> {
-    fn client_sequence(self, config: SequenceConfig) -> VecCollection<'scope, u64, Step> {
+impl<'scope, K> ClientSequence<'scope, K> for VecCollection<'scope, u64, TimedAccess<K>>
+where
+    K: ExchangeData + Ord,
+{
+    fn client_sequence(self, config: SequenceConfig) -> VecCollection<'scope, u64, Step<K>> {
         let forget_after = config.pair_gap_ms.max(config.session_gap_ms);
         self.inner
             .unary_frontier(
-                Exchange::new(|((client, _, _), _, _): &(TimedAccess, u64, isize)| client.hashed()),
+                Exchange::new(|((client, _, _), _, _): &(TimedAccess<K>, u64, isize)| {
+                    client.hashed()
+                }),
                 "ClientSequence",
                 move |_capability, _info| {
                     let mut caps = CapabilitySet::<u64>::new();
-                    let mut pending: BTreeMap<u64, Vec<TimedAccess>> = BTreeMap::new();
-                    let mut last: HashMap<String, Last> = HashMap::new();
+                    let mut pending: BTreeMap<u64, Vec<TimedAccess<K>>> = BTreeMap::new();
+                    let mut last: HashMap<String, Last<K>> = HashMap::new();
                     let mut latest_ts = 0u64;
                     let mut epochs_since_sweep = 0u32;
                     move |(input, frontier), output| {
@@ -154,13 +159,13 @@ impl<'scope> ClientSequence<'scope> for VecCollection<'scope, u64, TimedAccess> 
 }
 
 /// Links one access to the client's previous one and updates the client's state.
-fn link(
-    last: &mut HashMap<String, Last>,
+fn link<K: Clone>(
+    last: &mut HashMap<String, Last<K>>,
     config: &SequenceConfig,
     client: String,
     ts: u64,
-    key: String,
-) -> Step {
+    key: K,
+) -> Step<K> {
     let before = last.get(&client);
     let prev = before
         .filter(|l| ts.saturating_sub(l.ts) <= config.pair_gap_ms)
@@ -188,11 +193,11 @@ fn link(
 
 /// The plain sequential version: every access's [`Step`], with accesses taken in `(epoch, client, ts,
 /// key)` order, as the operator orders them.
-pub fn client_steps_reference(
-    accesses: &[(TimedAccess, u64)],
+pub fn client_steps_reference<K: Clone + Ord>(
+    accesses: &[(TimedAccess<K>, u64)],
     config: &SequenceConfig,
-) -> Vec<(Step, u64)> {
-    let mut sorted: Vec<(u64, TimedAccess)> =
+) -> Vec<(Step<K>, u64)> {
+    let mut sorted: Vec<(u64, TimedAccess<K>)> =
         accesses.iter().map(|(a, t)| (*t, a.clone())).collect();
     sorted.sort();
     let mut last = HashMap::new();

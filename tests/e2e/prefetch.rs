@@ -110,6 +110,14 @@ fn predicted_keys_land_in_regional_caches_and_budget_reloads() {
         .filter(|n| *n > 20)
     });
     assert!(transitions > 20);
+    // Correlated access across clients of a region (seed 004).
+    let co_access = eventually(Duration::from_secs(60), "co_access over psql", || {
+        psql(port, "SELECT count(*) FROM co_access")
+            .ok()
+            .and_then(|o| o.trim().parse::<u64>().ok())
+            .filter(|n| *n > 0)
+    });
+    assert!(co_access > 0);
     let orders = psql(port, "SELECT count(*) FROM prefetch").unwrap();
     assert_eq!(orders.trim(), "0", "budget 0 must allow no order");
     for (region, cache) in &caches {
