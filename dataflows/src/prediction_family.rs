@@ -95,14 +95,7 @@ pub fn prediction_family<'scope>(
                 output.push(((key.clone(), region.clone(), *ts), 1isize));
             }
         });
-    let threshold = config.threshold;
-    let predictions: VecCollection<'scope, u64, ClientPrediction> = latest
-        .clone()
-        .map(|(client, (key, region, ts))| (key, (client, region, ts)))
-        .join(transitions.clone())
-        .flat_map(move |(_key, ((client, region, ts), successor))| {
-            (successor.confidence >= threshold).then_some((client, region, successor, ts))
-        });
+    let predictions = gated_predictions(latest.clone(), transitions.clone(), config.threshold);
 
     // Seed 004, correlated access across clients: "if A requests X, B is likely to request Y". Per
     // region, an access by one client followed within `pair_gap` by another client's access to another
@@ -120,13 +113,7 @@ pub fn prediction_family<'scope>(
         })
         .sliding_window(window)
         .transitions(config.transitions);
-    let co_predictions: VecCollection<'scope, u64, ClientPrediction> = latest
-        .clone()
-        .map(|(client, (key, region, ts))| (key, (client, region, ts)))
-        .join(co_access.clone())
-        .flat_map(move |(_key, ((client, region, ts), successor))| {
-            (successor.confidence >= threshold).then_some((client, region, successor, ts))
-        });
+    let co_predictions = gated_predictions(latest.clone(), co_access.clone(), config.threshold);
     let all_predictions = predictions.clone().concat(co_predictions);
 
     let orders = prefetch_orders(accesses.clone(), all_predictions.clone(), budget, window);
@@ -180,6 +167,21 @@ pub fn prediction_family<'scope>(
         Some(rows) => decisions.concat(rows),
         None => decisions,
     }
+}
+
+/// The successors in `table` of each active client's latest key (`latest`: client -> (key, region,
+/// ts)) that are at least `threshold` confident, as that client's predictions.
+fn gated_predictions<'scope>(
+    latest: VecCollection<'scope, u64, (String, (String, String, u64))>,
+    table: VecCollection<'scope, u64, (String, Successor)>,
+    threshold: f64,
+) -> VecCollection<'scope, u64, ClientPrediction> {
+    latest
+        .map(|(client, (key, region, ts))| (key, (client, region, ts)))
+        .join(table)
+        .flat_map(move |(_key, ((client, region, ts), successor))| {
+            (successor.confidence >= threshold).then_some((client, region, successor, ts))
+        })
 }
 
 /// Combines the clients' predictions per region and key and cuts them to the region's budget.
@@ -424,6 +426,21 @@ mod tests {
             .collect()
     }
 
+    /// The successors of every key from `(x, y)` pairs, as the `transitions` operator defines them.
+    fn successor_table(
+        pairs: impl Iterator<Item = (String, String)>,
+        config: &TransitionConfig,
+    ) -> BTreeMap<String, Vec<Successor>> {
+        let mut counts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        for (x, y) in pairs {
+            *counts.entry(x).or_default().entry(y).or_default() += 1;
+        }
+        counts
+            .iter()
+            .map(|(x, c)| (x.clone(), config.successors(c)))
+            .collect()
+    }
+
     /// The family computed sequentially, epoch by epoch, from its definition.
     fn reference(
         accesses: &[(Access, u64)],
@@ -459,20 +476,13 @@ mod tests {
         for epoch in 0..=last {
             let mut out = Vec::new();
             // Transitions over the window.
-            let mut counts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-            for (s, t) in &steps {
-                if let (Some(prev), true) = (&s.prev, in_window(*t, epoch)) {
-                    *counts
-                        .entry(prev.clone())
-                        .or_default()
-                        .entry(s.key.clone())
-                        .or_default() += 1;
-                }
-            }
-            let successors: BTreeMap<String, Vec<Successor>> = counts
-                .iter()
-                .map(|(x, c)| (x.clone(), config.transitions.successors(c)))
-                .collect();
+            let successors = successor_table(
+                steps
+                    .iter()
+                    .filter(|(_, t)| in_window(*t, epoch))
+                    .filter_map(|(s, _)| s.prev.as_ref().map(|prev| (prev.clone(), s.key.clone()))),
+                &config.transitions,
+            );
             for (x, list) in &successors {
                 for s in list {
                     out.push(Decision::Transition {
@@ -492,22 +502,18 @@ mod tests {
                 }
             }
             // Co-access across clients of a region.
-            let mut co_counts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-            for (s, t) in &region_steps {
-                if let (Some((px, pc)), true) = (&s.prev, in_window(*t, epoch)) {
-                    if *pc != s.key.1 && *px != s.key.0 {
-                        *co_counts
-                            .entry(px.clone())
-                            .or_default()
-                            .entry(s.key.0.clone())
-                            .or_default() += 1;
-                    }
-                }
-            }
-            let co_successors: BTreeMap<String, Vec<Successor>> = co_counts
-                .iter()
-                .map(|(x, c)| (x.clone(), config.transitions.successors(c)))
-                .collect();
+            let co_successors = successor_table(
+                region_steps
+                    .iter()
+                    .filter(|(_, t)| in_window(*t, epoch))
+                    .filter_map(|(s, _)| match &s.prev {
+                        Some((px, pc)) if *pc != s.key.1 && *px != s.key.0 => {
+                            Some((px.clone(), s.key.0.clone()))
+                        }
+                        _ => None,
+                    }),
+                &config.transitions,
+            );
             for (x, list) in &co_successors {
                 for s in list {
                     out.push(Decision::CoAccess {
