@@ -295,7 +295,25 @@ pub fn run_job(
                     end = Some(last);
                 }
             }
-            worker.step_or_park(Some(Duration::from_millis(if idle { 2 } else { 0 })));
+            let park = Some(Duration::from_millis(if idle { 2 } else { 0 }));
+            // A panicking operator would leave the other workers waiting forever for this worker's
+            // progress: report it, stop every worker, and let the job fail with the message.
+            let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                worker.step_or_park(park);
+            }));
+            if let Err(panic) = stepped {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                stop.store(true, Ordering::Relaxed);
+                let _ = reports.send(WorkerReport::Failed {
+                    worker: index,
+                    error: format!("an operator panicked: {message}"),
+                });
+                return;
+            }
 
             let changes = std::mem::take(&mut *captured.borrow_mut());
             if !changes.is_empty()

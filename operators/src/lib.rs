@@ -5,6 +5,7 @@
 //! implementation in [`reference`] over random inputs.
 
 mod affinity;
+mod capabilities;
 mod client_sequence;
 pub mod forecast;
 mod partition_choice;

@@ -314,9 +314,7 @@ where
                         for t in f1.iter() {
                             lower.insert(*t);
                         }
-                        if !caps.is_empty() {
-                            caps.downgrade(&lower.borrow());
-                        }
+                        crate::capabilities::hold_from(&mut caps, lower.iter().copied().min());
                     }
                 },
             )

@@ -293,7 +293,7 @@ impl<'scope> PrefetchQueue<'scope> for VecCollection<'scope, u64, (String, Strin
                         for t in f1.iter().chain(f2.iter()) {
                             lower.insert(*t);
                         }
-                        caps.downgrade(&lower.borrow());
+                        crate::capabilities::hold_from(&mut caps, lower.iter().copied().min());
                     }
                 },
             )
