@@ -11,10 +11,12 @@
 use std::collections::BTreeMap;
 
 use crate::csv_line::CsvFields;
-use crate::{DeadLetter, Event, SourceError, TsUnit};
+use crate::{DeadLetter, Event, SourceError};
 
 use super::stream::Lines;
-use super::{check_width, optional, parse_u64, text_field, Header, Records};
+use super::{
+    check_width, optional, parse_u64, seconds_or_index, size_or_one, text_field, Header, Records,
+};
 
 /// The header of the CacheLib block samples, shown when a file has none.
 const EXPECTED_HEADER: &str = "op_time,block_id,block_id_size,io_size,io_offset,user_name,\
@@ -70,14 +72,8 @@ impl CacheLibBlock {
         if key.is_empty() {
             return Err("missing block_id".into());
         }
-        let ts = match optional(fields, self.op_time.map(|i| (i, "op_time")))? {
-            Some(time) => TsUnit::Seconds.parse_ms(time)?,
-            None => index,
-        };
-        let bytes = match optional(fields, self.io_size.map(|i| (i, "io_size")))? {
-            Some(size) => parse_u64(size, "io_size")?,
-            None => 1,
-        };
+        let ts = seconds_or_index(fields, self.op_time.map(|i| (i, "op_time")), index)?;
+        let bytes = size_or_one(fields, self.io_size.map(|i| (i, "io_size")))?;
         let op = match optional(fields, self.op_name.map(|i| (i, "op_name")))? {
             Some("") => return Err("missing op_name".into()),
             Some(name) => block_op(name),

@@ -11,10 +11,12 @@
 use std::collections::BTreeMap;
 
 use crate::csv_line::CsvFields;
-use crate::{DeadLetter, Event, SourceError, TsUnit};
+use crate::{DeadLetter, Event, SourceError};
 
 use super::stream::Lines;
-use super::{check_width, optional, parse_u64, text_field, Header, Records};
+use super::{
+    check_width, optional, parse_u64, seconds_or_index, size_or_one, text_field, Header, Records,
+};
 
 /// The header of the CacheLib KV samples, shown when a file has none.
 const EXPECTED_HEADER: &str =
@@ -62,14 +64,8 @@ impl CacheLibKv {
         if key.is_empty() {
             return Err("missing key".into());
         }
-        let ts = match optional(fields, self.op_time.map(|i| (i, "op_time")))? {
-            Some(time) => TsUnit::Seconds.parse_ms(time)?,
-            None => index,
-        };
-        let bytes = match optional(fields, self.size.map(|i| (i, "size")))? {
-            Some(size) => parse_u64(size, "size")?,
-            None => 1,
-        };
+        let ts = seconds_or_index(fields, self.op_time.map(|i| (i, "op_time")), index)?;
+        let bytes = size_or_one(fields, self.size.map(|i| (i, "size")))?;
         let op = match optional(fields, self.op.map(|i| (i, "op")))? {
             Some("") => return Err("missing op".into()),
             Some(op) => op.to_ascii_lowercase(),

@@ -8,7 +8,7 @@ use crate::csv_line::CsvFields;
 use crate::{DeadLetter, Event, SourceError, TsUnit};
 
 use super::stream::Lines;
-use super::{check_width, optional, parse_u64, text_field, Header, Records};
+use super::{check_width, optional, parse_u64, size_or_one, text_field, Header, Records};
 
 /// The header of the libCacheSim CSV sample, shown when a file has none.
 const EXPECTED_HEADER: &str = "version,time,op,size,lbn";
@@ -54,10 +54,7 @@ impl LibCacheSimCsv {
                 format!("unknown SCSI opcode {shown:?}: expected a READ or WRITE opcode in hex")
             })?,
         };
-        let bytes = match optional(fields, self.size.map(|i| (i, "size")))? {
-            None => 1,
-            Some(size) => parse_u64(size, "size")?,
-        };
+        let bytes = size_or_one(fields, self.size.map(|i| (i, "size")))?;
         Ok(Event {
             ts,
             key: lbn.to_string(),

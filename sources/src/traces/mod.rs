@@ -482,6 +482,30 @@ pub(crate) fn optional<'a>(
         .transpose()
 }
 
+/// The optional size column of the current record in bytes, 1 when the header lacks it.
+pub(crate) fn size_or_one(
+    fields: &CsvFields,
+    column: Option<(usize, &str)>,
+) -> Result<u64, String> {
+    match optional(fields, column)? {
+        Some(size) => parse_u64(size, column.map_or("size", |(_, name)| name)),
+        None => Ok(1),
+    }
+}
+
+/// The optional timestamp column (seconds) of the current record in milliseconds; without the column,
+/// the record's index, one request per millisecond, as for every order-only trace.
+pub(crate) fn seconds_or_index(
+    fields: &CsvFields,
+    column: Option<(usize, &str)>,
+    index: u64,
+) -> Result<u64, String> {
+    match optional(fields, column)? {
+        Some(time) => crate::TsUnit::Seconds.parse_ms(time),
+        None => Ok(index),
+    }
+}
+
 /// Checks that a record has as many fields as the header, so that a shifted row is not read
 /// silently with its values under the wrong columns.
 pub(crate) fn check_width(fields: &CsvFields, header: &Header) -> Result<(), String> {
