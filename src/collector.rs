@@ -11,6 +11,7 @@ use shardcast_queries::SnapshotStore;
 use shardcast_sinks::{Change, PrefetchExecutor, PrefetchOrder, PrefetchStats, Sink};
 use shardcast_sources::DeadLetter;
 
+use crate::routing::EpochObserver;
 use crate::tables::{TableRow, TABLES};
 
 /// Rows of `dead_letters` kept for SQL (all of them are written to the sinks and counted).
@@ -49,6 +50,7 @@ pub struct Collector {
     status: bool,
     failure: Option<String>,
     prefetcher: Option<PrefetchExecutor>,
+    observers: Vec<Box<dyn EpochObserver>>,
 }
 
 impl Collector {
@@ -77,12 +79,19 @@ impl Collector {
             status,
             failure: None,
             prefetcher: None,
+            observers: Vec::new(),
         }
     }
 
     /// Hands every new prefetch order to `executor` as its epoch becomes final.
     pub fn with_prefetcher(mut self, executor: PrefetchExecutor) -> Self {
         self.prefetcher = Some(executor);
+        self
+    }
+
+    /// Shows every final epoch's decision changes to `observer`.
+    pub fn with_observer(mut self, observer: Box<dyn EpochObserver>) -> Self {
+        self.observers.push(observer);
         self
     }
 
@@ -186,6 +195,9 @@ impl Collector {
         decisions: Vec<(Decision, isize)>,
         dead: Vec<DeadLetter>,
     ) -> anyhow::Result<()> {
+        for observer in &mut self.observers {
+            observer.observe(epoch, &decisions);
+        }
         // Consolidate at row level: rows that a retraction and an insertion of the same epoch both carry
         // cancel out, so an unchanged row is never re-sent.
         // Each row is turned into JSON once: the text keys consolidation, the value goes to the sinks.

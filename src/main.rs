@@ -4,6 +4,7 @@ mod bench;
 mod collector;
 mod produce;
 mod replay;
+mod routing;
 mod run;
 mod tables;
 

@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use shardcast_dataflows::{load_pipeline, run_job, JobOptions, PipelineConfig, SourceSpec};
 use shardcast_queries::{spawn_pg_server_thread, SnapshotStore};
+use shardcast_sinks::routing::{RoutingServer, RoutingState};
 use shardcast_sinks::{
     Fanout, JsonLinesSink, KafkaChangelogSink, PrefetchExecutor, PrefetchExecutorConfig,
     RedisTableSink, RetryPolicy, Sink,
@@ -17,6 +18,7 @@ use shardcast_sinks::{
 use shardcast_sources::parse_kafka_url;
 
 use crate::collector::Collector;
+use crate::routing::RoutingPublisher;
 use crate::tables::TableRow;
 
 /// Worker reports that may wait for the collector before the workers block (backpressure from sinks).
@@ -37,6 +39,9 @@ pub struct RunArgs {
     /// SQL (PostgreSQL wire) address over the config, or `off`.
     #[arg(long)]
     sql_listen: Option<String>,
+    /// Routing API (HTTP) address over the config's `shards.listen`, or `off`.
+    #[arg(long)]
+    routing_listen: Option<String>,
     /// Worker threads over the config.
     #[arg(long)]
     workers: Option<usize>,
@@ -61,6 +66,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     if let Some(listen) = &args.sql_listen {
         pipeline.sql.get_mut().listen = listen.clone();
+    }
+    if let Some(listen) = &args.routing_listen {
+        if listen != "off" && listen.parse::<std::net::SocketAddr>().is_err() {
+            bail!("--routing-listen {listen:?}: use an address such as 127.0.0.1:7070, or off");
+        }
+        pipeline.shards.get_mut().listen = listen.clone();
     }
     if let Some(speed) = args.speed {
         if !speed.is_finite() || speed < 0.0 || (speed > 0.0 && speed < 1e-3) {
@@ -131,7 +142,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let job = std::thread::Builder::new()
         .name("timely".into())
         .spawn(move || run_job(options, tx, job_stop))?;
-    let mut collector = Collector::new(workers, Some(sink), Some(store), !args.quiet);
+    let collector = Collector::new(workers, Some(sink), Some(store), !args.quiet);
+    let (collector, _routing_server) = start_routing(collector, &pipeline)?;
+    let mut collector = collector;
     if let Some(executor) = build_prefetcher(&pipeline)? {
         collector = collector.with_prefetcher(executor);
     }
@@ -187,6 +200,34 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         stats.changes
     );
     Ok(())
+}
+
+/// Starts the routing API when the shard family runs and `shards.listen` is an address; the
+/// collector then keeps its state current.
+fn start_routing(
+    collector: Collector,
+    pipeline: &PipelineConfig,
+) -> anyhow::Result<(Collector, Option<RoutingServer>)> {
+    let section = pipeline.shards.get_ref();
+    let Some(config) = pipeline.shards() else {
+        return Ok((collector, None));
+    };
+    if section.listen == "off" {
+        return Ok((collector, None));
+    }
+    let map = config
+        .initial_map()
+        .context("the initial shard map (shards.initial, shards.nodes)")?;
+    let state = RoutingState::new(map);
+    let server = RoutingServer::start(section.listen.as_str(), state.clone())
+        .with_context(|| format!("starting the routing API on {}", section.listen))?;
+    eprintln!(
+        "shardcast: routing API on {} (curl {}/v1/route/KEY)",
+        server.local_addr(),
+        server.url()
+    );
+    let publisher = RoutingPublisher::new(state, pipeline.policy());
+    Ok((collector.with_observer(Box::new(publisher)), Some(server)))
 }
 
 /// Re-reads the changeable settings of the pipeline when SIGHUP arrives.
@@ -250,6 +291,15 @@ pub fn job_options(
         policy: pipeline.policy(),
         prediction: pipeline.prediction(),
         forecast: pipeline.forecast().map(|config| {
+            let f = pipeline.forecast.get_ref();
+            (
+                config,
+                f.model.clone(),
+                f.onnx_model.as_ref().map(PathBuf::from),
+                f.season,
+            )
+        }),
+        shards: pipeline.shards().map(|config| {
             let f = pipeline.forecast.get_ref();
             (
                 config,

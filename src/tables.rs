@@ -181,6 +181,52 @@ pub struct ForecastTableRow {
     pub model: String,
 }
 
+/// `shards`: the current shard map, one row per hash range.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShardTableRow {
+    /// The shard's id (a split or merge makes new ids).
+    pub shard: i64,
+    /// First ring position of its range.
+    pub range_lo: i64,
+    /// One past its last ring position.
+    pub range_hi: i64,
+    /// The node serving it.
+    pub node: String,
+    /// Nodes with replicas, in failover order, comma-separated.
+    pub replicas: String,
+    /// Map version at which it took this range and node.
+    pub version: i64,
+}
+
+/// `routing`: the balancer's latest decisions (the routing changelog), newest with the highest version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoutingTableRow {
+    /// Map version after the decision (a shadow plan does not change the map).
+    pub version: i64,
+    /// Epoch of the decision.
+    pub epoch: i64,
+    /// `split`, `merge`, `move`, `failover`, `replicas`, `shadow` or `cancel_shadow`.
+    pub action: String,
+    /// The shard acted on.
+    pub shard: i64,
+    /// The whole action as JSON (split point, nodes, new shard ids).
+    pub detail: String,
+    /// Why it was decided.
+    pub reason: String,
+    /// The shard's load in the epoch.
+    pub shard_load: f64,
+    /// Highest forecast of the shard's load within the horizon.
+    pub forecast_peak: f64,
+    /// Load of the keys whose node changes.
+    pub load_moved: f64,
+    /// Keys whose node changes.
+    pub keys_moved: i64,
+    /// Max / mean shard load before.
+    pub imbalance_before: f64,
+    /// Max / mean shard load after.
+    pub imbalance_after: f64,
+}
+
 /// Declares [`TableRow`] with one variant per table, its name and its row type, in publication order.
 macro_rules! tables {
     ($($variant:ident($row:ident) = $name:literal),* $(,)?) => {
@@ -253,6 +299,8 @@ tables! {
     QueueStats(QueueStatsRow) = "queue_stats",
     KeyIndex(KeyIndexRow) = "key_index",
     Forecast(ForecastTableRow) = "forecasts",
+    Shard(ShardTableRow) = "shards",
+    Routing(RoutingTableRow) = "routing",
 }
 
 impl TableRow {
@@ -271,6 +319,8 @@ impl TableRow {
             TableRow::QueueStats(r) => r.consumer.clone(),
             TableRow::KeyIndex(r) => r.key.clone(),
             TableRow::Forecast(r) => format!("{}/{}", r.series, r.horizon),
+            TableRow::Shard(r) => r.shard.to_string(),
+            TableRow::Routing(r) => format!("{}/{}/{}", r.version, r.action, r.shard),
         }
     }
 
@@ -356,6 +406,28 @@ impl TableRow {
                 value: f.value,
                 confidence: f.confidence,
                 model: f.model.clone(),
+            })],
+            Decision::Shard(r) => vec![TableRow::Shard(ShardTableRow {
+                shard: r.id as i64,
+                range_lo: r.lo as i64,
+                range_hi: r.hi as i64,
+                node: r.node.clone(),
+                replicas: r.replicas.join(","),
+                version: r.version as i64,
+            })],
+            Decision::Routing(r) => vec![TableRow::Routing(RoutingTableRow {
+                version: r.version as i64,
+                epoch: r.epoch as i64,
+                action: r.kind().to_string(),
+                shard: r.shard() as i64,
+                detail: serde_json::to_string(&r.action).unwrap_or_default(),
+                reason: r.reason.clone(),
+                shard_load: r.shard_load.0,
+                forecast_peak: r.forecast_peak.0,
+                load_moved: r.load_moved.0,
+                keys_moved: r.keys_moved as i64,
+                imbalance_before: r.imbalance_before.0,
+                imbalance_after: r.imbalance_after.0,
             })],
             Decision::Queue(QueueRow::Counters {
                 consumer,

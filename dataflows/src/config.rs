@@ -14,7 +14,7 @@ use toml::Spanned;
 use crate::Millis;
 
 /// The decision tables a job publishes (sinks and SQL).
-pub const TABLE_NAMES: [&str; 12] = [
+pub const TABLE_NAMES: [&str; 14] = [
     "key_load",
     "affinity",
     "assignments",
@@ -27,6 +27,8 @@ pub const TABLE_NAMES: [&str; 12] = [
     "queue_stats",
     "key_index",
     "forecasts",
+    "shards",
+    "routing",
 ];
 
 /// The embedded default configuration: what `shardcast run` uses with no `--config`.
@@ -105,6 +107,9 @@ pub struct PipelineConfig {
     /// Load forecasts.
     #[serde(default = "default_forecast")]
     pub forecast: Spanned<ForecastSection>,
+    /// The shard map, its balancer, the routing API and the migration executor.
+    #[serde(default = "default_shards")]
+    pub shards: Spanned<crate::ShardsSection>,
 }
 
 fn default_source() -> String {
@@ -133,6 +138,9 @@ fn default_prefetch() -> Spanned<PrefetchConfig> {
 }
 fn default_forecast() -> Spanned<ForecastSection> {
     unspanned(ForecastSection::default())
+}
+fn default_shards() -> Spanned<crate::ShardsSection> {
+    unspanned(crate::ShardsSection::default())
 }
 fn default_workers() -> Spanned<usize> {
     Spanned::new(0..0, 2)
@@ -383,6 +391,13 @@ impl PipelineConfig {
         })
     }
 
+    /// The shard family's settings, or `None` when disabled.
+    pub fn shards(&self) -> Option<crate::ShardsConfig> {
+        let s = self.shards.get_ref();
+        s.enabled
+            .then(|| s.family_config(self.tick_ms(), self.forecast.get_ref().history))
+    }
+
     /// The prediction family's settings in epochs of this pipeline's tick, or `None` when disabled.
     pub fn prediction(&self) -> Option<crate::PredictionConfig> {
         let p = self.prefetch.get_ref();
@@ -540,6 +555,11 @@ pub fn parse_pipeline(file: &str, text: &str, name: &str) -> Result<PipelineConf
             "forecast.history, forecast.horizon and forecast.shards must be at least 1".into(),
         ));
     }
+    pipeline
+        .shards
+        .get_ref()
+        .validate()
+        .map_err(|e| invalid(Some(pipeline.shards.span()), e))?;
     validate_prefetch(&pipeline.prefetch)
         .map_err(|e| invalid(Some(pipeline.prefetch.span()), e))?;
     let listen = &pipeline.sql.get_ref().listen;

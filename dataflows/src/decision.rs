@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use shardcast_operators::forecast::ForecastRow;
-use shardcast_operators::{Affinity, Assignment, QueueRow, Successor};
+use shardcast_operators::{Affinity, Assignment, QueueRow, RoutingRow, ShardRow, Successor};
 
 use crate::Score;
 
@@ -63,6 +63,10 @@ pub enum Decision {
     Queue(QueueRow),
     /// A load forecast.
     Forecast(ForecastRow),
+    /// A shard of the current map.
+    Shard(ShardRow),
+    /// A decision of the shard balancer (split, merge, move, shadow plan).
+    Routing(RoutingRow),
 }
 
 /// A prefetch order of the prediction family.

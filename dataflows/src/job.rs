@@ -13,8 +13,8 @@ use shardcast_operators::PartitionPolicy;
 use shardcast_sources::{encode_json, DeadLetter};
 
 use crate::{
-    affinity_family, forecast_family, prediction_family, Access, Decision, FinishLine,
-    ForecastConfig, PredictionConfig, SourceSpec,
+    affinity_family, forecast_family, prediction_family, shard_family, Access, Decision,
+    FinishLine, ForecastConfig, PredictionConfig, ShardsConfig, SourceSpec,
 };
 
 /// How many epochs the input may run ahead of the output frontier before the worker stops reading: it
@@ -41,6 +41,9 @@ pub struct JobOptions {
     pub forecast: Option<(ForecastConfig, String, Option<std::path::PathBuf>, usize)>,
     /// The prediction family's settings; `None` leaves it out.
     pub prediction: Option<PredictionConfig>,
+    /// The shard family's settings and the forecaster of its predictive balancer (kind, model file,
+    /// season); `None` leaves it out.
+    pub shards: Option<(ShardsConfig, String, Option<std::path::PathBuf>, usize)>,
     /// Prefetch bytes per region per epoch. The job reads it every step, so a change (a config reload)
     /// applies from the epoch the input is at.
     pub prefetch_budget: Arc<AtomicU64>,
@@ -130,6 +133,18 @@ pub fn run_job(
                 );
                 (config, forecaster)
             });
+        let shards = options.shards.clone().map(|(config, kind, model, season)| {
+            let (forecaster, _warning) = shardcast_operators::forecast::forecaster_from_config(
+                &kind,
+                model.as_deref(),
+                season,
+            );
+            let forecaster = shardcast_operators::forecast::ShardLoadForecaster::new(
+                forecaster,
+                options.tick_ms,
+            );
+            (config, forecaster)
+        });
         let (mut input, mut budget_input, probe) = worker.dataflow::<u64, _, _>(move |scope| {
             let (input, accesses) = scope.new_collection::<Access, isize>();
             let (budget_input, budget) = scope.new_collection::<u64, isize>();
@@ -150,6 +165,12 @@ pub fn run_job(
                     &config,
                     forecaster,
                 ));
+            }
+            if let Some((config, forecaster)) = shards {
+                // The initial map was checked when the options were made.
+                if let Ok(family) = shard_family(accesses.clone(), &config, forecaster) {
+                    decisions = decisions.concat(family);
+                }
             }
             if let Some(config) = prediction {
                 decisions = decisions.concat(prediction_family(accesses, budget, window, config));

@@ -11,7 +11,8 @@ mod forecast_family;
 mod in_memory;
 mod job;
 mod prediction_family;
-mod score;
+mod shard_family;
+mod shards_config;
 mod source_spec;
 
 pub use access::Access;
@@ -28,5 +29,7 @@ pub use forecast_family::{forecast_family, ForecastConfig, ForecastLevel};
 pub use in_memory::{run_in_memory, InMemoryDataflow};
 pub use job::{run_job, JobOptions, WorkerReport};
 pub use prediction_family::{prediction_family, PredictionConfig};
-pub use score::Score;
+pub use shard_family::{shard_family, ShardsConfig};
+pub use shardcast_operators::Score;
+pub use shards_config::{ShardsSection, SHARD_MODES};
 pub use source_spec::SourceSpec;

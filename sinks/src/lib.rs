@@ -7,6 +7,10 @@
 //!
 //! [`PrefetchExecutor`] carries out prefetch orders: it copies predicted data from the primary
 //! store into regional Redis caches.
+//!
+//! The [`routing`] API serves the shard map and each customer's partition over HTTP
+//! ([`RoutingServer`]), with a blocking client ([`RoutingHttpClient`]) and a cached one
+//! ([`CachedRouter`]).
 
 mod backoff;
 mod change;
@@ -19,6 +23,7 @@ pub mod prefetch;
 mod record;
 mod redis_read;
 mod redis_table;
+pub mod routing;
 pub mod testing;
 
 pub use backoff::{retry, RetryPolicy};
@@ -38,3 +43,6 @@ pub use prefetch::{
 pub use record::{canonical_order, encode_record};
 pub use redis_read::read_table;
 pub use redis_table::{table_key, version_key, RedisSinkOptions, RedisTableSink};
+pub use routing::{
+    CachedRouter, PartitionView, RoutingError, RoutingHttpClient, RoutingServer, RoutingState,
+};

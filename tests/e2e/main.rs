@@ -6,3 +6,4 @@ mod fixtures;
 mod kafka_pipeline;
 mod prefetch;
 mod replay;
+mod routing;
