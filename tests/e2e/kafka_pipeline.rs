@@ -83,7 +83,7 @@ min_dwell = "3s"
 kafka = "kafka://{broker}/{decisions}"
 redis = "{redis}"
 redis_prefix = "{prefix}"
-redis_tables = ["assignments", "key_load"]
+redis_tables = ["assignments", "key_load", "shards", "routing"]
 
 [pipeline.e2e.sql]
 listen = "127.0.0.1:{sql_port}"
@@ -325,6 +325,50 @@ fn kafka_to_changelog_redis_and_psql_agree_with_reference() {
         .collect();
     assert_eq!(loads, expected.key_load);
     assert_eq!(changelog.get("dead_letters").map_or(0, |t| t.len()), 4);
+
+    // The shard map: the changelog folds into shards covering the ring, and Redis and psql hold the
+    // same shards (they can be a version ahead of the changelog read above while quiet epochs close).
+    let ranges = |rows: Vec<(u64, u64, u64, String)>| -> Vec<(u64, u64, u64, String)> {
+        let mut rows = rows;
+        rows.sort_by_key(|r| r.1);
+        let mut lo = 0;
+        for (shard, start, end, _) in &rows {
+            assert_eq!(*start, lo, "shard {shard} does not start where the previous ends");
+            lo = *end;
+        }
+        assert_eq!(lo, shardcast_shardmap::RING, "the shards must cover the ring");
+        rows
+    };
+    let from_json = |rows: &BTreeMap<String, serde_json::Value>| -> Vec<(u64, u64, u64, String)> {
+        rows.values()
+            .map(|r| {
+                (
+                    r["shard"].as_u64().unwrap(),
+                    r["range_lo"].as_u64().unwrap(),
+                    r["range_hi"].as_u64().unwrap(),
+                    r["node"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    ranges(from_json(&changelog["shards"]));
+    eventually(Duration::from_secs(30), "the same shards in Redis and psql", || {
+        let mut conn = client.get_connection().ok()?;
+        let (_, table) = shardcast_sinks::read_table(&mut conn, &prefix, "shards").ok()?;
+        let in_redis = ranges(from_json(&table));
+        let in_sql: Vec<(u64, u64, u64, String)> = psql(
+            sql_port,
+            "SELECT shard, range_lo, range_hi, node FROM shards ORDER BY range_lo",
+        )
+        .ok()?
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2].parse().unwrap(), f[3].to_string())
+        })
+        .collect();
+        (in_redis == ranges(in_sql)).then_some(())
+    });
 
     // A late event (epoch 1, long closed) goes to dead letters once the watermark moves on. Only one
     // marker follows it, on one client's partition: the other partition stays silent, goes idle after

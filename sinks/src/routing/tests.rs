@@ -534,35 +534,3 @@ fn a_busy_port_is_reported_at_start() {
         other => panic!("expected a bind error, got {other:?}"),
     }
 }
-
-#[test]
-fn zz_measure_tmp() {
-    let map = ShardMap::uniform(64, &nodes(4), 1).unwrap();
-    let state = RoutingState::new(map.clone());
-    let (_server, client) = serve(&state);
-    client.health().unwrap();
-    let n = 2000;
-    let start = Instant::now();
-    for i in 0..n {
-        client.route(&format!("k{i}")).unwrap();
-    }
-    let http = start.elapsed();
-    let router = CachedRouter::new(client.clone());
-    router.route("warm").unwrap();
-    let start = Instant::now();
-    for i in 0..n * 100 {
-        router.route(&format!("k{i}")).unwrap();
-    }
-    let cached = start.elapsed();
-    let start = Instant::now();
-    for _ in 0..200 {
-        client.map().unwrap();
-    }
-    let maps = start.elapsed();
-    eprintln!(
-        "MEASURE http route {:?}/req, cached route {:?}/lookup, map(64 shards) {:?}/req",
-        http / n,
-        cached / (n * 100),
-        maps / 200
-    );
-}
