@@ -8,6 +8,10 @@
 //! [`PrefetchExecutor`] carries out prefetch orders: it copies predicted data from the primary
 //! store into regional Redis caches.
 //!
+//! The [`migration`] module moves shards between Redis nodes without losing a write: shadow
+//! copies, switchovers under fenced locks, splits and merges, replica failover, and the
+//! [`RoutingClient`] services read and write through.
+//!
 //! The [`routing`] API serves the shard map and each customer's partition over HTTP
 //! ([`RoutingServer`]), with a blocking client ([`RoutingHttpClient`]) and a cached one
 //! ([`CachedRouter`]).
@@ -19,6 +23,7 @@ mod fanout;
 mod json_lines;
 mod kafka_changelog;
 mod kafka_reader;
+pub mod migration;
 pub mod prefetch;
 mod record;
 mod redis_read;
@@ -35,6 +40,10 @@ pub use kafka_changelog::{KafkaChangelogSink, KafkaSinkOptions};
 pub use kafka_reader::{
     read_changelog, read_last_record, ChangelogRecord, CHANGELOG_PARTITION, COUNT_HEADER,
     INDEX_HEADER, VERSION_HEADER,
+};
+pub use migration::{
+    Executor, MapSource, MigrationError, NodeSet, RoutingClient, RoutingStore, ShadowCopy,
+    Switchover,
 };
 pub use prefetch::{
     read_landed, PrefetchExecutor, PrefetchExecutorConfig, PrefetchOrder, PrefetchStats,

@@ -4,6 +4,7 @@
 mod cli;
 mod fixtures;
 mod kafka_pipeline;
+mod migration;
 mod prefetch;
 mod replay;
 mod routing;

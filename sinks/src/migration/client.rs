@@ -7,8 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use shardcast_shardmap::{ring_position, Shard, ShardId, ShardMap};
 
 use super::{
-    ConflictPolicies, ConflictPolicy, Entry, MapSource, MigrationError, NodePool, NodeSet,
-    Value, WriteOutcome,
+    ConflictPolicies, ConflictPolicy, Entry, MapSource, MigrationError, NodePool, NodeSet, Value,
+    WriteOutcome,
 };
 
 /// What an acknowledged write did. A write is acknowledged only when the shard's owner and
@@ -245,7 +245,11 @@ impl<S: MapSource> RoutingClient<S> {
                 },
             };
             for replica in &shard.replicas {
-                match self.nodes.get(replica)?.apply(&slot, std::slice::from_ref(&entry)) {
+                match self
+                    .nodes
+                    .get(replica)?
+                    .apply(&slot, std::slice::from_ref(&entry))
+                {
                     Ok(_) => {}
                     // Not acknowledged: the retry finds the write at the owner (a repeat) and
                     // replicates it under the refreshed map.
@@ -301,7 +305,10 @@ impl<S: MapSource> RoutingClient<S> {
                 .and_then(|node| node.read_many(&[key.to_string()]));
             if let Ok(mut values) = found {
                 if let Some(value) = values.pop().flatten() {
-                    if newest.as_ref().is_none_or(|n| (value.ts, &value.data) > (n.ts, &n.data)) {
+                    if newest
+                        .as_ref()
+                        .is_none_or(|n| (value.ts, &value.data) > (n.ts, &n.data))
+                    {
                         newest = Some(value);
                     }
                 }

@@ -63,7 +63,9 @@ pub enum MigrationError {
     },
     /// Under [`ConflictPolicy::RejectOlder`](super::ConflictPolicy::RejectOlder), a write older
     /// than the stored one.
-    #[error("{node}: write of {key:?} at ts {ts} refused: it holds a newer write (ts {stored_ts})")]
+    #[error(
+        "{node}: write of {key:?} at ts {ts} refused: it holds a newer write (ts {stored_ts})"
+    )]
     Conflict {
         /// The node that refused.
         node: String,
@@ -116,7 +118,7 @@ pub enum MigrationError {
         at_destination: Checksum,
     },
     /// The routing store's map moved on from the version a change was made against.
-    #[error("routing map is at version {actual}, the change was made against {expected}")]
+    #[error("routing map is at version {actual:?}, the change was made against {expected}")]
     VersionConflict {
         /// The version the change expected.
         expected: u64,

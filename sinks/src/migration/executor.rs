@@ -18,8 +18,8 @@ use shardcast_shardmap::{HashRange, MapChange, MapError, ShardId};
 
 use super::{
     set_replicas, Failover, FailoverReport, MigrationError, NodeSet, ReplicaReport, Reshape,
-    ReshapeReport, RoutingStore, ShadowConfig, ShadowCopy, ShadowPhase, ShadowPlan,
-    ShadowProgress, Switchover, SwitchoverConfig, SwitchoverReport, Throttle,
+    ReshapeReport, RoutingStore, ShadowConfig, ShadowCopy, ShadowPhase, ShadowPlan, ShadowProgress,
+    Switchover, SwitchoverConfig, SwitchoverReport, Throttle,
 };
 
 /// What the executor is asked to do.
@@ -289,7 +289,10 @@ impl Worker {
                 let _ = running.copy.cancel();
             }
         }
-        *self.published.lock().unwrap_or_else(PoisonError::into_inner) = snapshot;
+        *self
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = snapshot;
         for (plan, result) in events {
             self.send(plan, result);
         }
@@ -438,8 +441,7 @@ impl Worker {
     /// A switchover of `shard` to `to`, with its running shadow copy if there is one.
     fn switch(&mut self, shard: ShardId, to: &str) -> Result<SwitchoverReport, MigrationError> {
         let shadow = self.running.remove(&shard).map(|r| r.copy);
-        Switchover::new(&self.store, &self.nodes, self.config.switchover.clone()).run(
-            shard, to, shadow,
-        )
+        Switchover::new(&self.store, &self.nodes, self.config.switchover.clone())
+            .run(shard, to, shadow)
     }
 }

@@ -91,7 +91,12 @@ impl<'a> Failover<'a> {
                 Ok(if changed {
                     vec![MapChange::Replicas {
                         shard,
-                        replicas: s.replicas.iter().filter(|r| *r != failed).cloned().collect(),
+                        replicas: s
+                            .replicas
+                            .iter()
+                            .filter(|r| *r != failed)
+                            .cloned()
+                            .collect(),
                     }]
                 } else {
                     Vec::new()
@@ -129,7 +134,12 @@ impl<'a> Failover<'a> {
         };
         let mut chosen = None;
         for candidate in candidates {
-            if self.nodes.node(&candidate).and_then(|mut n| n.ping()).is_ok() {
+            if self
+                .nodes
+                .node(&candidate)
+                .and_then(|mut n| n.ping())
+                .is_ok()
+            {
                 chosen = Some(candidate);
                 break;
             }
@@ -137,8 +147,9 @@ impl<'a> Failover<'a> {
         let Some(to) = chosen else {
             return Err(MigrationError::NoLiveReplica { shard });
         };
-        let committed = self.store.apply_latest(&[&lock], |map| {
-            match map.get(shard) {
+        let committed = self
+            .store
+            .apply_latest(&[&lock], |map| match map.get(shard) {
                 Some(s) if s.node == failed => Ok(vec![MapChange::Failover {
                     shard,
                     from: failed.to_string(),
@@ -147,8 +158,7 @@ impl<'a> Failover<'a> {
                 _ => Err(MigrationError::Invalid(format!(
                     "shard {shard} left {failed} during its failover"
                 ))),
-            }
-        })?;
+            })?;
         let version = committed.get(shard).map(|s| s.version).unwrap_or(0);
         let slot = shard.to_string();
         self.nodes

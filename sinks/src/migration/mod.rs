@@ -83,3 +83,6 @@ pub use shadow::{ShadowConfig, ShadowCopy, ShadowPhase, ShadowPlan, ShadowProgre
 pub use source::MapSource;
 pub use switchover::{Switchover, SwitchoverConfig, SwitchoverReport};
 pub use throttle::Throttle;
+
+#[cfg(test)]
+mod tests;

@@ -141,6 +141,9 @@ pub struct Checksum {
     pub sum2: u64,
 }
 
+/// A stored write as `HMGET value ts ver` returns it.
+type RawValue = (Option<Vec<u8>>, Option<u64>, Option<u64>);
+
 /// Page size of range scans: bounds how long one script blocks its Redis.
 const PAGE: usize = 1000;
 
@@ -183,7 +186,11 @@ impl Node {
     }
 
     /// Writes `key` (in shard `slot`, at the client's shard version `map_version`) under
-    /// `policy`; see [`scripts::WRITE`].
+    /// `policy`, in one script: refused unless the node owns the shard read-write and the
+    /// client's map is not older than the shard's ownership; the conflict with the stored write
+    /// is resolved by `policy` (a repeat of the stored write is recognised); the node's version
+    /// counter gives the write its version; the key is indexed and, while a shadow copy of the
+    /// shard is fed, appended to its delta log.
     #[allow(clippy::too_many_arguments)]
     pub fn write(
         &mut self,
@@ -247,14 +254,9 @@ impl Node {
     /// Reads `key` through shard `slot`, refused unless this node owns the shard.
     pub fn read(&mut self, slot: &str, key: &str) -> Result<Option<Value>, MigrationError> {
         let (data_key, owners) = (self.layout.data(key), self.layout.owners());
-        let reply: (Option<Vec<u8>>, Option<u64>, Option<u64>) =
-            self.endpoint.run("read", slot, |c| {
-                scripts::READ
-                    .key(data_key)
-                    .key(owners)
-                    .arg(slot)
-                    .invoke(c)
-            })?;
+        let reply: RawValue = self.endpoint.run("read", slot, |c| {
+            scripts::READ.key(data_key).key(owners).arg(slot).invoke(c)
+        })?;
         Ok(to_value(reply))
     }
 
@@ -272,8 +274,7 @@ impl Node {
                 .arg("ts")
                 .arg("ver");
         }
-        let replies: Vec<(Option<Vec<u8>>, Option<u64>, Option<u64>)> =
-            self.endpoint.run("reading keys", "", |c| pipe.query(c))?;
+        let replies: Vec<RawValue> = self.endpoint.run("reading keys", "", |c| pipe.query(c))?;
         Ok(replies.into_iter().map(to_value).collect())
     }
 
@@ -287,8 +288,7 @@ impl Node {
         for key in keys {
             pipe.cmd("HGET").arg(self.layout.data(key)).arg("ver");
         }
-        self.endpoint
-            .run("reading versions", "", |c| pipe.query(c))
+        self.endpoint.run("reading versions", "", |c| pipe.query(c))
     }
 
     /// Applies copies of writes made elsewhere, each only if newer by version; refused if this
@@ -353,7 +353,10 @@ impl Node {
     }
 
     /// Every key of `range` with its version, in ring order.
-    pub fn range_versions(&mut self, range: HashRange) -> Result<Vec<(String, u64)>, MigrationError> {
+    pub fn range_versions(
+        &mut self,
+        range: HashRange,
+    ) -> Result<Vec<(String, u64)>, MigrationError> {
         let Some(hi) = last_position(range) else {
             return Ok(Vec::new());
         };
@@ -379,7 +382,8 @@ impl Node {
         }
     }
 
-    /// The checksum of `range` (see [`scripts::CHECKSUM`]).
+    /// The checksum of `range`: its key count and two sums of 24-bit parts of
+    /// SHA-1(key, value, ts) over its keys, computed on the node page by page.
     pub fn checksum(&mut self, range: HashRange) -> Result<Checksum, MigrationError> {
         let Some(hi) = last_position(range) else {
             return Ok(Checksum::default());
@@ -556,7 +560,7 @@ fn last_position(range: HashRange) -> Option<u64> {
     (range.hi > range.lo).then(|| range.hi - 1)
 }
 
-fn to_value(reply: (Option<Vec<u8>>, Option<u64>, Option<u64>)) -> Option<Value> {
+fn to_value(reply: RawValue) -> Option<Value> {
     match reply {
         (Some(data), Some(ts), Some(ver)) => Some(Value { data, ts, ver }),
         _ => None,

@@ -37,7 +37,12 @@ pub fn set_replicas(
     shard: ShardId,
     replicas: Vec<String>,
 ) -> Result<ReplicaReport, MigrationError> {
-    let lock = LockGuard::acquire(store, shard, Duration::from_secs(5), Duration::from_secs(10))?;
+    let lock = LockGuard::acquire(
+        store,
+        shard,
+        Duration::from_secs(5),
+        Duration::from_secs(10),
+    )?;
     let token = lock.token();
     let before = store
         .load()?
@@ -80,8 +85,8 @@ pub fn set_replicas(
             keys_copied += copy_segment(&mut owner, &mut dest, &slot, segment, 1)
                 .map_err(after_commit)?
                 .keys;
+            lock.renew().map_err(after_commit)?;
         }
-        lock.renew().map_err(after_commit)?;
     }
     let _ = lock.release();
     Ok(ReplicaReport {

@@ -136,14 +136,9 @@ impl<'a> Reshape<'a> {
                 for replica in &missing {
                     let mut dest = self.nodes.node(replica)?;
                     for segment in keys.chunks(256) {
-                        keys_copied += copy_segment(
-                            &mut node,
-                            &mut dest,
-                            &right.to_string(),
-                            segment,
-                            1,
-                        )?
-                        .keys;
+                        keys_copied +=
+                            copy_segment(&mut node, &mut dest, &right.to_string(), segment, 1)?
+                                .keys;
                     }
                 }
                 for lock in &locks {
@@ -161,12 +156,17 @@ impl<'a> Reshape<'a> {
             }
         }
         let guards: Vec<_> = locks.iter().collect();
-        let committed = self.store.apply(map.version(), &[change.clone()], &guards);
+        let committed = self
+            .store
+            .apply(map.version(), std::slice::from_ref(&change), &guards);
         let committed = match committed {
             Ok(committed) => committed,
             Err(MigrationError::VersionConflict { .. }) => {
                 // Another shard changed meanwhile; ours cannot have (we hold their locks).
-                match self.store.apply_latest(&guards, |_| Ok(vec![change.clone()])) {
+                match self
+                    .store
+                    .apply_latest(&guards, |_| Ok(vec![change.clone()]))
+                {
                     Ok(committed) => committed,
                     Err(cause) => return Err(self.undo(&mut node, token, &l, &r, cause)),
                 }
@@ -182,8 +182,12 @@ impl<'a> Reshape<'a> {
             version: committed.version(),
             cause: Box::new(cause),
         };
-        node.set_owner(&into.to_string(), token, Some(OwnerState::rw(token, version)))
-            .map_err(after_commit)?;
+        node.set_owner(
+            &into.to_string(),
+            token,
+            Some(OwnerState::rw(token, version)),
+        )
+        .map_err(after_commit)?;
         for shard in [left, right] {
             node.set_owner(&shard.to_string(), token, None)
                 .map_err(after_commit)?;

@@ -158,19 +158,20 @@ impl RoutingStore {
     /// The stored map.
     pub fn load(&self) -> Result<ShardMap, MigrationError> {
         let map_key = self.key("map");
-        let json: Option<String> =
-            self.run("loading the map", |c| redis::cmd("GET").arg(&map_key).query(c))?;
-        let json = json.ok_or_else(|| {
-            MigrationError::Invalid(format!("no shard map stored at {map_key}"))
+        let json: Option<String> = self.run("loading the map", |c| {
+            redis::cmd("GET").arg(&map_key).query(c)
         })?;
+        let json = json
+            .ok_or_else(|| MigrationError::Invalid(format!("no shard map stored at {map_key}")))?;
         Ok(serde_json::from_str(&json)?)
     }
 
     /// The stored map's version.
     pub fn version(&self) -> Result<u64, MigrationError> {
         let key = self.key("version");
-        let version: Option<u64> =
-            self.run("reading the version", |c| redis::cmd("GET").arg(&key).query(c))?;
+        let version: Option<u64> = self.run("reading the version", |c| {
+            redis::cmd("GET").arg(&key).query(c)
+        })?;
         version.ok_or_else(|| MigrationError::Invalid(format!("no map version stored at {key}")))
     }
 
@@ -336,7 +337,13 @@ impl RoutingStore {
                 .arg(ttl.as_millis().max(1) as u64)
                 .query(c)
         })?;
-        Ok(reply.is_some())
+        if reply.is_some() {
+            return Ok(true);
+        }
+        // A retry after a lost reply finds the lock already set, by itself.
+        let holder: Option<u64> =
+            self.run("reading a lock", |c| redis::cmd("GET").arg(&key).query(c))?;
+        Ok(holder == Some(token))
     }
 
     /// Extends the lock if still held with `token`.
@@ -360,8 +367,9 @@ impl RoutingStore {
     /// Releases the lock if still held with `token`.
     pub(crate) fn release_lock(&self, shard: ShardId, token: u64) -> Result<bool, MigrationError> {
         let key = self.lock_key(shard);
-        let released: i64 =
-            self.run("releasing a lock", |c| RELEASE.key(&key).arg(token).invoke(c))?;
+        let released: i64 = self.run("releasing a lock", |c| {
+            RELEASE.key(&key).arg(token).invoke(c)
+        })?;
         Ok(released == 1)
     }
 }

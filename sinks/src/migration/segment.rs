@@ -162,7 +162,10 @@ mod tests {
             }
         })
         .expect("copy");
-        assert_eq!(copied.attempts, 2, "the changed segment was not copied again");
+        assert_eq!(
+            copied.attempts, 2,
+            "the changed segment was not copied again"
+        );
         assert!(copied.validated);
         assert_eq!(copied.keys, 8);
         let k3 = dest.read_many(&["k3".to_string()]).expect("read")[0].clone();

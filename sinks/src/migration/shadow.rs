@@ -387,7 +387,11 @@ pub(crate) fn apply_delta_batch(
 
 /// The copy order: keys with a priority (inside the range), highest first, then the rest of
 /// `listed` (already in ring order).
-fn hottest_first(listed: Vec<String>, priorities: &[(String, f64)], range: HashRange) -> Vec<String> {
+fn hottest_first(
+    listed: Vec<String>,
+    priorities: &[(String, f64)],
+    range: HashRange,
+) -> Vec<String> {
     let mut hot: Vec<&(String, f64)> = priorities
         .iter()
         .filter(|(key, _)| range.contains(shardcast_shardmap::ring_position(key)))

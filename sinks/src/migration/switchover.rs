@@ -20,13 +20,13 @@
 
 use std::time::{Duration, Instant};
 
-use shardcast_shardmap::{MapChange, Shard, ShardId, ShardMap};
+use shardcast_shardmap::{MapChange, MapError, Shard, ShardId, ShardMap};
 
 use super::segment::copy_segment;
 use super::shadow::apply_delta_batch;
 use super::{
     Checksum, LockGuard, MigrationError, Node, NodeSet, OwnerState, RoutingStore, ShadowConfig,
-    ShadowCopy, ShadowPlan, Throttle,
+    ShadowCopy, ShadowPhase, ShadowPlan, Throttle,
 };
 
 /// Tuning of switchovers.
@@ -107,16 +107,25 @@ impl<'a> Switchover<'a> {
         shadow: Option<ShadowCopy>,
     ) -> Result<SwitchoverReport, MigrationError> {
         let started = Instant::now();
-        let map = self.store.load()?;
-        let before = map.get(shard).ok_or(MigrationError::Map(
-            shardcast_shardmap::MapError::UnknownShard(shard),
-        ))?;
-        let before = before.clone();
-        if before.node == to {
-            return Err(MigrationError::Invalid(format!(
-                "shard {shard} is already on {to}"
-            )));
-        }
+        // The shard is read under its lock: nobody else can move, split or fail it over until
+        // this switchover ends.
+        let locked = LockGuard::acquire(
+            self.store,
+            shard,
+            self.config.lock_ttl,
+            self.config.lock_wait,
+        )
+        .and_then(|lock| Ok((self.current(shard, to)?, lock)));
+        let (before, lock) = match locked {
+            Ok(locked) => locked,
+            Err(err) => {
+                // The copy is of no use: stop feeding the delta log and drop it.
+                if let Some(copy) = shadow {
+                    let _ = copy.cancel();
+                }
+                return Err(err);
+            }
+        };
         let destination_is_replica = before.replicas.iter().any(|r| r == to);
         let plan = ShadowPlan {
             shard,
@@ -125,20 +134,6 @@ impl<'a> Switchover<'a> {
             to: to.to_string(),
             priorities: Vec::new(),
             destination_is_replica,
-        };
-        let lock = match LockGuard::acquire(
-            self.store,
-            shard,
-            self.config.lock_ttl,
-            self.config.lock_wait,
-        ) {
-            Ok(lock) => lock,
-            Err(err) => {
-                if let Some(copy) = shadow {
-                    let _ = copy.cancel();
-                }
-                return Err(err);
-            }
         };
         let shadow = match shadow {
             Some(copy) if copy.plan().from == plan.from && copy.plan().to == plan.to => Some(copy),
@@ -187,6 +182,24 @@ impl<'a> Switchover<'a> {
     }
 }
 
+impl Switchover<'_> {
+    /// The shard as the map has it now, if it can move to `to`.
+    fn current(&self, shard: ShardId, to: &str) -> Result<Shard, MigrationError> {
+        let map = self.store.load()?;
+        let before = map
+            .get(shard)
+            .cloned()
+            .ok_or(MigrationError::Map(MapError::UnknownShard(shard)))?;
+        if before.node == to {
+            return Err(MigrationError::Invalid(format!(
+                "shard {shard} is already on {to}"
+            )));
+        }
+        self.nodes.node(to)?;
+        Ok(before)
+    }
+}
+
 /// The state of one switchover, for its steps and its rollback.
 struct Steps<'s, 'l> {
     store: &'s RoutingStore,
@@ -215,14 +228,28 @@ impl Steps<'_, '_> {
     ) -> Result<(), MigrationError> {
         let copy = match shadow {
             Some(copy) => copy,
-            None => ShadowCopy::start(
-                plan.clone(),
-                nodes,
-                Throttle::new(0),
-                config.shadow.clone(),
-            )?,
+            None => {
+                ShadowCopy::start(plan.clone(), nodes, Throttle::new(0), config.shadow.clone())?
+            }
         };
-        let caught_up = copy.wait_caught_up(config.catch_up_timeout);
+        // Wait in slices of a third of the lock's life, renewing it, so a long catch-up does
+        // not cost the lock.
+        let deadline = Instant::now() + config.catch_up_timeout;
+        let caught_up = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match copy.wait_caught_up((config.lock_ttl / 3).min(left)) {
+                Ok(progress) => break Ok(progress),
+                Err(err) => {
+                    let still_copying = copy.progress().phase == ShadowPhase::Copying;
+                    if !still_copying || left.is_zero() {
+                        break Err(err);
+                    }
+                    if let Err(lost) = self.lock.renew() {
+                        break Err(lost);
+                    }
+                }
+            }
+        };
         let stopped = copy.stop();
         caught_up?;
         stopped?;
@@ -325,9 +352,7 @@ impl Steps<'_, '_> {
         self.store.apply_latest(&[self.lock], |current| {
             let now = current
                 .get(expected.id)
-                .ok_or(MigrationError::Map(shardcast_shardmap::MapError::UnknownShard(
-                    expected.id,
-                )))?;
+                .ok_or(MigrationError::Map(MapError::UnknownShard(expected.id)))?;
             if now.node != expected.node || now.range != expected.range {
                 return Err(MigrationError::Invalid(format!(
                     "shard {} changed under the lock (now on {} {:?})",
@@ -340,12 +365,8 @@ impl Steps<'_, '_> {
                 to: to.clone(),
             }];
             if restore {
-                let mut replicas: Vec<String> = now
-                    .replicas
-                    .iter()
-                    .filter(|r| **r != to)
-                    .cloned()
-                    .collect();
+                let mut replicas: Vec<String> =
+                    now.replicas.iter().filter(|r| **r != to).cloned().collect();
                 replicas.push(expected.node.clone());
                 changes.push(MapChange::Replicas {
                     shard: expected.id,
