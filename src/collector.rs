@@ -95,6 +95,11 @@ impl Collector {
         self
     }
 
+    /// The observers' lines for the final summary.
+    pub fn observer_summaries(&self) -> Vec<String> {
+        self.observers.iter().filter_map(|o| o.summary()).collect()
+    }
+
     /// Stops the prefetch executor, giving it `drain` to finish queued copies; its final counters.
     pub fn stop_prefetcher(&mut self, drain: Duration) -> Option<PrefetchStats> {
         self.prefetcher.take().map(|p| p.shutdown(drain))
@@ -277,6 +282,9 @@ impl Collector {
     /// Publishes the current tables if something changed and the last publication is old enough (or
     /// `force`), and refreshes the status line.
     pub fn tick(&mut self, force: bool) -> anyhow::Result<()> {
+        for observer in &mut self.observers {
+            observer.tick();
+        }
         if self.snapshot_due
             && (force || self.last_snapshot.elapsed() >= Duration::from_millis(100))
         {

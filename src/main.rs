@@ -2,6 +2,7 @@
 
 mod bench;
 mod collector;
+mod migration;
 mod produce;
 mod replay;
 mod routing;

@@ -1,5 +1,6 @@
 //! `shardcast replay`: a trace through the next-access predictor and the forecasters, with the cache
-//! it would feed simulated next to LRU alone and the offline Belady bound.
+//! it would feed simulated next to LRU alone and the offline Belady bound, and through the shard
+//! balancer (predictive, reactive and static hashing on the same initial layout).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -8,11 +9,13 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::json;
 use shardcast_operators::forecast::{
-    forecaster_from_config, shard_series, Evaluation, Forecaster, Score, FORECASTER_KINDS,
+    forecaster_from_config, shard_series, Evaluation, Forecaster, Score, ShardLoadForecaster,
+    FORECASTER_KINDS,
 };
 use shardcast_replay::{
-    compare, CacheSize, CacheSpec, CacheUnit, Comparison, NextAccessPredictor, PredictorConfig,
-    PrefetchOptions, Trace, TraceBuilder,
+    compare, compare_balance, BalanceComparison, BalanceConfig, BalanceOptions, BalanceReport,
+    CacheSize, CacheSpec, CacheUnit, Comparison, NextAccessPredictor, PredictorConfig,
+    PrefetchOptions, Threshold, Trace, TraceBuilder,
 };
 use shardcast_sources::{TraceFile, TraceFormat};
 
@@ -61,9 +64,77 @@ pub struct ReplayArgs {
     /// Epochs ahead the forecasts are scored on.
     #[arg(long, default_value_t = 4)]
     horizon: usize,
+    /// Window of the shard balance replay, ms (default: the forecast epoch).
+    #[arg(long)]
+    balance_window_ms: Option<u64>,
+    /// Nodes the shards are placed on (the initial shards are `--shards`, round-robin).
+    #[arg(long, default_value_t = 8)]
+    nodes: usize,
+    /// Split a shard whose load (predictive: forecast) exceeds this multiple of the mean shard load
+    /// of the initial layout.
+    #[arg(long, default_value_t = DEFAULT_SPLIT_AT)]
+    split_at: f64,
+    /// Merge neighbours whose combined load stays under this multiple of that mean.
+    #[arg(long, default_value_t = DEFAULT_MERGE_AT)]
+    merge_at: f64,
+    /// Reactive balancer: windows above the split level before a split.
+    #[arg(long, default_value_t = 3)]
+    sustain_windows: u32,
+    /// Windows a shard is left alone after a change.
+    #[arg(long, default_value_t = BalanceConfig::default().cooldown_windows)]
+    cooldown_windows: u64,
+    /// Windows within which the halves of a split are never merged.
+    #[arg(long, default_value_t = BalanceConfig::default().merge_delay_windows)]
+    merge_delay_windows: u64,
+    /// Share of a window's load that may change node per balancing round.
+    #[arg(long, default_value_t = BalanceConfig::default().churn_budget)]
+    churn_budget: f64,
+    /// Predictive balancer: windows ahead the forecast is checked against the split level.
+    #[arg(long, default_value_t = BalanceConfig::default().horizon)]
+    balance_horizon: usize,
+    /// Predictive balancer: windows beyond the horizon at which shadow copies start.
+    #[arg(long, default_value_t = BalanceConfig::default().shadow_lead)]
+    shadow_lead: usize,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+/// Default `--split-at`: a shard with twice its fair share of the initial layout is hot (the
+/// default of `pipelines.toml` too).
+const DEFAULT_SPLIT_AT: f64 = 2.0;
+/// Default `--merge-at`: neighbours that together carry under half a fair share are cold.
+const DEFAULT_MERGE_AT: f64 = 0.5;
+
+/// The balance replay's settings from the command line.
+fn balance_options(args: &ReplayArgs, window_ms: u64) -> anyhow::Result<BalanceOptions> {
+    let config = BalanceConfig {
+        split_load: Threshold::MeanMultiple(args.split_at),
+        merge_load: Threshold::MeanMultiple(args.merge_at),
+        cooldown_windows: args.cooldown_windows,
+        merge_delay_windows: args.merge_delay_windows,
+        churn_budget: args.churn_budget,
+        horizon: args.balance_horizon,
+        shadow_lead: args.shadow_lead,
+        max_shards: BalanceConfig::default()
+            .max_shards
+            .max(args.shards as usize),
+        ..BalanceConfig::default()
+    };
+    config.validate().context("balance settings")?;
+    if args.sustain_windows == 0 {
+        bail!("--sustain-windows must be at least 1");
+    }
+    if args.nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    Ok(BalanceOptions {
+        window_ms: window_ms.max(1),
+        initial_shards: u64::from(args.shards.max(1)),
+        nodes: args.nodes,
+        replicas: usize::from(args.nodes > 1),
+        config,
+    })
 }
 
 /// Parses `1%`, `0.01` (a share) or `5000` (an absolute size).
@@ -252,6 +323,26 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         .or_else(|| scores.iter().find(|s| s.points > 0 && s.model == "holt"))
         .cloned();
 
+    // Shard balance: the same forecaster drives the predictive balancer.
+    let balance_window = args.balance_window_ms.unwrap_or(tick).max(1);
+    let options = balance_options(&args, balance_window)?;
+    let wanted = chosen.as_ref().map_or("holt", |s| s.model.as_str());
+    let index = models
+        .iter()
+        .position(|m| m.name() == wanted)
+        .or_else(|| models.iter().position(|m| m.name() == "holt"))
+        .context("the holt baseline is always built")?;
+    let mut load_forecaster = ShardLoadForecaster::new(models.swap_remove(index), balance_window);
+    let balanced = Instant::now();
+    let balance = compare_balance(
+        &trace.requests,
+        &trace.keys,
+        &options,
+        args.sustain_windows,
+        &mut load_forecaster,
+    )?;
+    let balance_secs = balanced.elapsed().as_secs_f64();
+
     let report = Report {
         trace: &args.trace,
         format,
@@ -264,7 +355,10 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         config: &config,
         scores: &scores,
         chosen: chosen.as_ref(),
-        seconds: (read_secs, simulate_secs),
+        balance: &balance,
+        balance_options: &options,
+        balance_forecaster: load_forecaster.name(),
+        seconds: (read_secs, simulate_secs, balance_secs),
     };
     if args.json {
         println!("{}", report.json());
@@ -287,7 +381,10 @@ struct Report<'a> {
     config: &'a PredictorConfig,
     scores: &'a [Score],
     chosen: Option<&'a Score>,
-    seconds: (f64, f64),
+    balance: &'a BalanceComparison,
+    balance_options: &'a BalanceOptions,
+    balance_forecaster: &'a str,
+    seconds: (f64, f64, f64),
 }
 
 impl Report<'_> {
@@ -305,7 +402,7 @@ impl Report<'_> {
                 )
             })
             .collect();
-        json!({
+        let mut report = json!({
             "trace": self.trace.display().to_string(),
             "format": self.format.to_string(),
             "requests": self.requests,
@@ -330,7 +427,84 @@ impl Report<'_> {
             "predictor": self.config,
             "read_seconds": self.seconds.0,
             "simulate_seconds": self.seconds.1,
-        })
+        });
+        if let (Some(fields), serde_json::Value::Object(balance)) =
+            (report.as_object_mut(), self.balance_json())
+        {
+            fields.extend(balance);
+        }
+        report
+    }
+
+    /// The balance fields of `--json`: the predictive balancer's figures unprefixed, the reactive
+    /// and static ones prefixed, and every report whole under `balance`.
+    fn balance_json(&self) -> serde_json::Value {
+        let b = self.balance;
+        let (p, r, s) = (&b.predictive, &b.reactive, &b.static_hashing);
+        let o = self.balance_options;
+        let spread = |prefix: &str, r: &BalanceReport| {
+            [
+                (format!("{prefix}balance_p50"), json!(r.shard_balance.p50)),
+                (format!("{prefix}balance_p95"), json!(r.shard_balance.p95)),
+                (format!("{prefix}balance_max"), json!(r.shard_balance.max)),
+                (
+                    format!("{prefix}node_balance_p50"),
+                    json!(r.node_balance.p50),
+                ),
+                (
+                    format!("{prefix}node_balance_p95"),
+                    json!(r.node_balance.p95),
+                ),
+                (
+                    format!("{prefix}node_balance_max"),
+                    json!(r.node_balance.max),
+                ),
+            ]
+        };
+        let churn = |prefix: &str, r: &BalanceReport| {
+            [
+                (
+                    format!("{prefix}load_moved_per_hour"),
+                    json!(r.load_moved_per_hour),
+                ),
+                (
+                    format!("{prefix}keys_moved_per_hour"),
+                    json!(r.keys_moved_per_hour),
+                ),
+                (format!("{prefix}move_backs"), json!(r.move_backs)),
+                (format!("{prefix}splits"), json!(r.splits)),
+                (format!("{prefix}merges"), json!(r.merges)),
+                (format!("{prefix}moves"), json!(r.moves)),
+                (format!("{prefix}final_shards"), json!(r.final_shards)),
+            ]
+        };
+        let mut fields: serde_json::Map<String, serde_json::Value> = spread("", p)
+            .into_iter()
+            .chain(churn("", p))
+            .chain(spread("static_", s))
+            .chain(spread("reactive_", r))
+            .chain(churn("reactive_", r))
+            .collect();
+        fields.extend([
+            ("shadows".to_string(), json!(p.shadows)),
+            ("shadowed_moves".to_string(), json!(p.shadowed_moves)),
+            ("balance_window_ms".to_string(), json!(o.window_ms)),
+            ("balance_nodes".to_string(), json!(o.nodes)),
+            (
+                "balance_initial_shards".to_string(),
+                json!(o.initial_shards),
+            ),
+            (
+                "balance_forecaster".to_string(),
+                json!(self.balance_forecaster),
+            ),
+            ("balance_seconds".to_string(), json!(self.seconds.2)),
+            (
+                "balance".to_string(),
+                json!({"config": o.config, "predictive": p, "reactive": r, "static": s}),
+            ),
+        ]);
+        serde_json::Value::Object(fields)
     }
 
     fn print(&self) {
@@ -366,11 +540,55 @@ impl Report<'_> {
                 s.model, s.wape_all, s.mase_all, s.wape_one, s.mase_one
             );
         }
+        self.print_balance();
         println!(
-            "  read {:.1} s, simulated {:.1} s",
-            self.seconds.0, self.seconds.1
+            "  read {:.1} s, simulated {:.1} s, balanced {:.1} s",
+            self.seconds.0, self.seconds.1, self.seconds.2
         );
     }
+
+    fn print_balance(&self) {
+        let o = self.balance_options;
+        println!(
+            "  balance        {} ms windows, {} shards at start on {} nodes; max/mean load p50 / p95 / max",
+            o.window_ms, o.initial_shards, o.nodes
+        );
+        let b = self.balance;
+        for (name, r) in [
+            ("static", &b.static_hashing),
+            ("reactive", &b.reactive),
+            ("predictive", &b.predictive),
+        ] {
+            print_balance_row(name, r);
+        }
+        println!(
+            "    predictive forecaster {}: {} shadow copies, {} promoted by their move ({:.1} windows ahead)",
+            self.balance_forecaster,
+            b.predictive.shadows,
+            b.predictive.shadowed_moves,
+            b.predictive.shadow_lead_windows
+        );
+    }
+}
+
+fn print_balance_row(name: &str, r: &BalanceReport) {
+    println!(
+        "    {name:<11}shards {:.2} / {:.2} / {:.2} | nodes {:.2} / {:.2} / {:.2} | {} splits, {} merges, \
+         {} moves, {} move-backs, {} shards at end | moved per hour: {:.3} of a window's load, {:.3} of its keys",
+        r.shard_balance.p50,
+        r.shard_balance.p95,
+        r.shard_balance.max,
+        r.node_balance.p50,
+        r.node_balance.p95,
+        r.node_balance.max,
+        r.splits,
+        r.merges,
+        r.moves,
+        r.move_backs,
+        r.final_shards,
+        r.load_moved_per_hour,
+        r.keys_moved_per_hour
+    );
 }
 
 #[cfg(test)]

@@ -8,10 +8,20 @@ use shardcast_operators::{Affinity, Assignment, PartitionPolicy};
 use shardcast_shardmap::BalanceAction;
 use shardcast_sinks::routing::{PartitionScore, PartitionView, RoutingState};
 
+use crate::migration::JobMigration;
+
 /// Something that wants each final epoch's decision changes, in epoch order.
 pub trait EpochObserver {
     /// Epoch `epoch` is final and these are its changes.
     fn observe(&mut self, epoch: u64, decisions: &[(Decision, isize)]);
+
+    /// Called every collector tick, between epochs, for background work.
+    fn tick(&mut self) {}
+
+    /// A line for the final summary, if there is something to say.
+    fn summary(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Feeds a [`RoutingState`] from the decision changes.
@@ -20,8 +30,11 @@ pub struct RoutingPublisher {
     policy: PartitionPolicy,
     affinities: BTreeMap<String, Affinity>,
     assignments: BTreeMap<String, Assignment>,
-    /// The map changes of the latest epochs, to hand to a migration executor.
-    actions: Vec<(u64, BalanceAction)>,
+    /// Carries the balancer's actions out on the nodes; then the map served is the one the nodes
+    /// serve, read from the routing store, not the balancer's.
+    migration: Option<JobMigration>,
+    /// Window load per key (from `key_load`), for hottest-first shadow copies.
+    heat: BTreeMap<String, f64>,
 }
 
 impl RoutingPublisher {
@@ -32,13 +45,16 @@ impl RoutingPublisher {
             policy,
             affinities: BTreeMap::new(),
             assignments: BTreeMap::new(),
-            actions: Vec::new(),
+            migration: None,
+            heat: BTreeMap::new(),
         }
     }
 
-    /// The balancer actions seen since the last call, in version order.
-    pub fn take_actions(&mut self) -> Vec<(u64, BalanceAction)> {
-        std::mem::take(&mut self.actions)
+    /// Hands every balancer action to `migration`, which also keeps the served map.
+    pub fn with_migration(mut self, mut migration: JobMigration) -> Self {
+        migration.serve(self.state.clone());
+        self.migration = Some(migration);
+        self
     }
 
     /// Seed 001's score of every candidate partition of `customer`, with the load shares of all
@@ -96,6 +112,20 @@ impl RoutingPublisher {
 }
 
 impl EpochObserver for RoutingPublisher {
+    fn tick(&mut self) {
+        if let Some(migration) = &mut self.migration {
+            migration.poll();
+        }
+    }
+
+    fn summary(&self) -> Option<String> {
+        let s = self.migration.as_ref()?.stats();
+        Some(format!(
+            "migration: {} shadow copies, {} switchovers (longest write pause {:?}), {} splits/merges, {} failovers, {} failed",
+            s.shadows, s.switchovers, s.longest_pause, s.reshapes, s.failovers, s.failed
+        ))
+    }
+
     fn observe(&mut self, _epoch: u64, decisions: &[(Decision, isize)]) {
         let mut changes: Vec<(u64, BalanceAction)> = Vec::new();
         let mut touched: BTreeSet<String> = BTreeSet::new();
@@ -132,13 +162,14 @@ impl EpochObserver for RoutingPublisher {
         }
         changes.sort_by_key(|(version, _)| *version);
         for (version, action) in &changes {
-            if let BalanceAction::Change(change) = action {
+            if let Some(migration) = &mut self.migration {
+                migration.submit(action, &self.heat);
+            } else if let BalanceAction::Change(change) = action {
                 if let Err(e) = self.state.apply(*version, change.clone()) {
                     tracing::warn!("routing map: change {version} not applied: {e}");
                 }
             }
         }
-        self.actions.extend(changes);
         if touched.is_empty() {
             return;
         }

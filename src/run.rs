@@ -10,6 +10,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 use shardcast_dataflows::{load_pipeline, run_job, JobOptions, PipelineConfig, SourceSpec};
 use shardcast_queries::{spawn_pg_server_thread, SnapshotStore};
+use shardcast_shardmap::ShardMap;
+use shardcast_sinks::migration::Throttle;
 use shardcast_sinks::routing::{RoutingServer, RoutingState};
 use shardcast_sinks::{
     Fanout, JsonLinesSink, KafkaChangelogSink, PrefetchExecutor, PrefetchExecutorConfig,
@@ -18,6 +20,7 @@ use shardcast_sinks::{
 use shardcast_sources::parse_kafka_url;
 
 use crate::collector::Collector;
+use crate::migration::JobMigration;
 use crate::routing::RoutingPublisher;
 use crate::tables::TableRow;
 
@@ -125,7 +128,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     ctrlc::set_handler(move || ctrlc_stop.store(true, Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;
 
-    let options = job_options(&pipeline, source, args.exit_at_end);
+    let mut options = job_options(&pipeline, source, args.exit_at_end);
+    // With nodes to migrate between, the balancer starts from the map the nodes serve.
+    let (migration, served_map) = start_migration(&pipeline, &mut options)?;
+    let copy_rate = migration.as_ref().map(JobMigration::throttle);
     if let Some((_, kind, model, season)) = &options.forecast {
         // Say once, before the workers start, which forecaster runs.
         let (forecaster, warning) =
@@ -143,7 +149,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .name("timely".into())
         .spawn(move || run_job(options, tx, job_stop))?;
     let collector = Collector::new(workers, Some(sink), Some(store), !args.quiet);
-    let (collector, _routing_server) = start_routing(collector, &pipeline)?;
+    let (collector, _routing_server) = start_routing(collector, &pipeline, served_map, migration)?;
     let mut collector = collector;
     if let Some(executor) = build_prefetcher(&pipeline)? {
         collector = collector.with_prefetcher(executor);
@@ -156,6 +162,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         config: args.config.clone(),
         pipeline: args.pipeline.clone(),
         budget: budget.clone(),
+        copy_rate,
     };
     let collected = collect(&mut collector, &rx, &reloader);
     if collected.is_err() || collector.failure().is_some() {
@@ -190,6 +197,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(failure) = collector.failure() {
         bail!("{failure}");
     }
+    for line in collector.observer_summaries() {
+        eprintln!("shardcast: {line}");
+    }
     let stats = collector.stats();
     eprintln!(
         "shardcast: stopped at epoch {} after {} events, {} dead letters ({} late), {} changes",
@@ -202,32 +212,66 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the routing API when the shard family runs and `shards.listen` is an address; the
-/// collector then keeps its state current.
+/// Starts the migration executor when `shards.stores` names the nodes' Redis servers, and makes the
+/// shard family start from the map they serve. Returns the executor and the map to serve.
+fn start_migration(
+    pipeline: &PipelineConfig,
+    options: &mut JobOptions,
+) -> anyhow::Result<(Option<JobMigration>, Option<ShardMap>)> {
+    let section = pipeline.shards.get_ref();
+    let Some((config, ..)) = options.shards.as_mut() else {
+        return Ok((None, None));
+    };
+    let initial = config
+        .initial_map()
+        .context("the initial shard map (shards.initial, shards.nodes)")?;
+    if section.stores.is_empty() {
+        return Ok((None, Some(initial)));
+    }
+    let (migration, served) = JobMigration::start(section, &initial)?;
+    eprintln!(
+        "shardcast: migration executor over {} nodes, map version {} ({} shards)",
+        section.stores.len(),
+        served.version(),
+        served.shards().count()
+    );
+    config.start = Some(served.clone());
+    Ok((Some(migration), Some(served)))
+}
+
+/// Starts the routing API when the shard family runs and `shards.listen` is an address, and hands the
+/// balancer's actions to the migration executor when there is one; the collector keeps both current.
 fn start_routing(
     collector: Collector,
     pipeline: &PipelineConfig,
+    map: Option<ShardMap>,
+    migration: Option<JobMigration>,
 ) -> anyhow::Result<(Collector, Option<RoutingServer>)> {
     let section = pipeline.shards.get_ref();
-    let Some(config) = pipeline.shards() else {
+    let Some(map) = map else {
         return Ok((collector, None));
     };
-    if section.listen == "off" {
+    if section.listen == "off" && migration.is_none() {
         return Ok((collector, None));
     }
-    let map = config
-        .initial_map()
-        .context("the initial shard map (shards.initial, shards.nodes)")?;
     let state = RoutingState::new(map);
-    let server = RoutingServer::start(section.listen.as_str(), state.clone())
-        .with_context(|| format!("starting the routing API on {}", section.listen))?;
-    eprintln!(
-        "shardcast: routing API on {} (curl {}/v1/route/KEY)",
-        server.local_addr(),
-        server.url()
-    );
-    let publisher = RoutingPublisher::new(state, pipeline.policy());
-    Ok((collector.with_observer(Box::new(publisher)), Some(server)))
+    let server = if section.listen == "off" {
+        None
+    } else {
+        let server = RoutingServer::start(section.listen.as_str(), state.clone())
+            .with_context(|| format!("starting the routing API on {}", section.listen))?;
+        eprintln!(
+            "shardcast: routing API on {} (curl {}/v1/route/KEY)",
+            server.local_addr(),
+            server.url()
+        );
+        Some(server)
+    };
+    let mut publisher = RoutingPublisher::new(state, pipeline.policy());
+    if let Some(migration) = migration {
+        publisher = publisher.with_migration(migration);
+    }
+    Ok((collector.with_observer(Box::new(publisher)), server))
 }
 
 /// Re-reads the changeable settings of the pipeline when SIGHUP arrives.
@@ -236,10 +280,12 @@ struct Reloader {
     config: Option<PathBuf>,
     pipeline: String,
     budget: Arc<AtomicU64>,
+    /// The migration executor's copy rate, when it runs.
+    copy_rate: Option<Throttle>,
 }
 
 impl Reloader {
-    /// Applies `prefetch.budget_bytes` from the config file if a reload was asked for. A config that no
+    /// Applies `prefetch.budget_bytes` and `shards.copy_bytes_per_second` from the config file if a reload was asked for. A config that no
     /// longer parses is reported and the running settings are kept.
     fn poll(&self) {
         if !self.flag.swap(false, Ordering::Relaxed) {
@@ -250,6 +296,12 @@ impl Reloader {
                 let budget = p.prefetch.get_ref().budget_bytes;
                 let old = self.budget.swap(budget, Ordering::Relaxed);
                 eprintln!("shardcast: reloaded: prefetch.budget_bytes {old} -> {budget}");
+                if let Some(throttle) = &self.copy_rate {
+                    let rate = p.shards.get_ref().copy_bytes_per_second;
+                    let old = throttle.rate();
+                    throttle.set(rate);
+                    eprintln!("shardcast: reloaded: shards.copy_bytes_per_second {old} -> {rate}");
+                }
             }
             Err(e) => eprintln!("shardcast: reload rejected, settings unchanged: {e}"),
         }

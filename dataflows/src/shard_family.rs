@@ -22,11 +22,17 @@ pub struct ShardsConfig {
     pub balance: BalanceConfig,
     /// Decisions kept in the `routing` table.
     pub routing_history: usize,
+    /// Start from this map instead of `initial` equal ranges (the map a routing store holds from an
+    /// earlier run).
+    pub start: Option<ShardMap>,
 }
 
 impl ShardsConfig {
     /// The map the family starts from.
     pub fn initial_map(&self) -> Result<ShardMap, MapError> {
+        if let Some(map) = &self.start {
+            return Ok(map.clone());
+        }
         ShardMap::uniform(self.initial, &self.nodes, self.replicas)
     }
 }

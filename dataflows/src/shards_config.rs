@@ -113,6 +113,7 @@ impl ShardsSection {
                 ..BalanceConfig::default()
             },
             routing_history: self.routing_history,
+            start: None,
         }
     }
 }
