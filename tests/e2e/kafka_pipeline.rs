@@ -333,10 +333,17 @@ fn kafka_to_changelog_redis_and_psql_agree_with_reference() {
         rows.sort_by_key(|r| r.1);
         let mut lo = 0;
         for (shard, start, end, _) in &rows {
-            assert_eq!(*start, lo, "shard {shard} does not start where the previous ends");
+            assert_eq!(
+                *start, lo,
+                "shard {shard} does not start where the previous ends"
+            );
             lo = *end;
         }
-        assert_eq!(lo, shardcast_shardmap::RING, "the shards must cover the ring");
+        assert_eq!(
+            lo,
+            shardcast_shardmap::RING,
+            "the shards must cover the ring"
+        );
         rows
     };
     let from_json = |rows: &BTreeMap<String, serde_json::Value>| -> Vec<(u64, u64, u64, String)> {
@@ -352,23 +359,32 @@ fn kafka_to_changelog_redis_and_psql_agree_with_reference() {
             .collect()
     };
     ranges(from_json(&changelog["shards"]));
-    eventually(Duration::from_secs(30), "the same shards in Redis and psql", || {
-        let mut conn = client.get_connection().ok()?;
-        let (_, table) = shardcast_sinks::read_table(&mut conn, &prefix, "shards").ok()?;
-        let in_redis = ranges(from_json(&table));
-        let in_sql: Vec<(u64, u64, u64, String)> = psql(
-            sql_port,
-            "SELECT shard, range_lo, range_hi, node FROM shards ORDER BY range_lo",
-        )
-        .ok()?
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split('|').collect();
-            (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2].parse().unwrap(), f[3].to_string())
-        })
-        .collect();
-        (in_redis == ranges(in_sql)).then_some(())
-    });
+    eventually(
+        Duration::from_secs(30),
+        "the same shards in Redis and psql",
+        || {
+            let mut conn = client.get_connection().ok()?;
+            let (_, table) = shardcast_sinks::read_table(&mut conn, &prefix, "shards").ok()?;
+            let in_redis = ranges(from_json(&table));
+            let in_sql: Vec<(u64, u64, u64, String)> = psql(
+                sql_port,
+                "SELECT shard, range_lo, range_hi, node FROM shards ORDER BY range_lo",
+            )
+            .ok()?
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split('|').collect();
+                (
+                    f[0].parse().unwrap(),
+                    f[1].parse().unwrap(),
+                    f[2].parse().unwrap(),
+                    f[3].to_string(),
+                )
+            })
+            .collect();
+            (in_redis == ranges(in_sql)).then_some(())
+        },
+    );
 
     // A late event (epoch 1, long closed) goes to dead letters once the watermark moves on. Only one
     // marker follows it, on one client's partition: the other partition stays silent, goes idle after

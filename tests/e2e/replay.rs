@@ -106,3 +106,68 @@ fn replay_scores_the_learned_forecaster_on_onnx_runtime() {
     let naive = forecasters["seasonal-naive"]["mase"].as_f64().unwrap();
     assert!((naive - 1.0).abs() < 1e-9, "{r}");
 }
+
+/// A number field of the report, which must be there and finite.
+fn finite(report: &serde_json::Value, field: &str) -> f64 {
+    let v = ratio(report, field);
+    assert!(v.is_finite(), "{field} = {v} in {report}");
+    v
+}
+
+#[test]
+fn replay_reports_the_balance_of_predictive_reactive_and_static_shards() {
+    let dylib = std::env::var("ORT_DYLIB_PATH").unwrap_or_default();
+    assert!(
+        std::path::Path::new(&dylib).is_file(),
+        "ORT_DYLIB_PATH must name libonnxruntime.so (scripts/install-deps.sh installs the onnxruntime wheel and prints the path)"
+    );
+    // NASA's busiest URLs make some hash ranges far hotter than others; ten-minute windows hold
+    // about 400 requests each.
+    let r = replay(&[
+        "--trace",
+        &trace("nasa_http_19950801/nasa_19950801.normalized.csv.gz"),
+        "--regions",
+        "one",
+        "--balance-window-ms",
+        "600000",
+    ]);
+    assert_eq!(r["balance_forecaster"], "onnx:forecaster", "{r}");
+    for prefix in ["", "static_", "reactive_"] {
+        let p50 = finite(&r, &format!("{prefix}balance_p50"));
+        let p95 = finite(&r, &format!("{prefix}balance_p95"));
+        let max = finite(&r, &format!("{prefix}balance_max"));
+        assert!(1.0 <= p50 && p50 <= p95 && p95 <= max, "{prefix}: {r}");
+        // No shard can carry more than all the load: max/mean is at most the shard count.
+        let shards = if prefix == "static_" { 16.0 } else { 256.0 };
+        assert!(max <= shards, "{prefix}: {r}");
+    }
+    for field in [
+        "load_moved_per_hour",
+        "keys_moved_per_hour",
+        "reactive_load_moved_per_hour",
+        "reactive_keys_moved_per_hour",
+    ] {
+        assert!(finite(&r, field) >= 0.0, "{field}: {r}");
+    }
+    let move_backs = r["move_backs"].as_u64().expect("move_backs");
+    let changes = r["moves"].as_u64().unwrap() + r["merges"].as_u64().unwrap();
+    assert!(move_backs <= changes, "{r}");
+    // Static hashing never moves anything.
+    let fixed = &r["balance"]["static"];
+    assert_eq!(fixed["splits"], 0, "{r}");
+    assert_eq!(fixed["moves"], 0, "{r}");
+    assert_eq!(fixed["load_moved_per_hour"], 0.0, "{r}");
+    assert_eq!(fixed["final_shards"], 16, "{r}");
+    // The balancers act, and pay for it in moved keys.
+    assert!(r["splits"].as_u64().unwrap() > 0, "{r}");
+    assert!(finite(&r, "keys_moved_per_hour") > 0.0, "{r}");
+    // Predicting the hot ranges evens the shards out better than static hashing.
+    assert!(
+        finite(&r, "balance_p95") < finite(&r, "static_balance_p95"),
+        "{r}"
+    );
+    assert!(
+        finite(&r, "balance_p50") < finite(&r, "static_balance_p50"),
+        "{r}"
+    );
+}

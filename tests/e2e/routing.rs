@@ -118,3 +118,173 @@ fn running_job_serves_the_shard_map_over_sql_and_http() {
     let stderr = job.interrupt();
     assert!(stderr.contains("routing API on"), "{stderr}");
 }
+
+/// A job with four Redis nodes and a coordinator: the balancer's moves are carried out by the
+/// migration executor while a writer goes through the routing client, and every acknowledged write
+/// is readable at the end.
+#[test]
+fn running_job_moves_shards_between_redis_nodes_without_losing_writes() {
+    use shardcast_shardmap::MapChange;
+    use shardcast_sinks::migration::{NodeSet, RoutingClient, RoutingStore};
+    use shardcast_sinks::testing::RedisServer;
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let start = |what: &str| {
+        RedisServer::start()
+            .unwrap_or_else(|e| panic!("{what}: {e} (apt-get install -y redis-server)"))
+    };
+    let nodes: Vec<(String, RedisServer)> = ["node-a", "node-b", "node-c", "node-d"]
+        .iter()
+        .map(|n| (n.to_string(), start(n)))
+        .collect();
+    let coordinator = start("coordinator");
+    let stores: String = nodes
+        .iter()
+        .map(|(n, r)| format!("\"{n}\" = \"{}\"", r.url()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let http = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pipelines.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[pipeline.moving]
+source = "generator:"
+tick = "1s"
+window = "30s"
+workers = 2
+
+[pipeline.moving.generator]
+seed = 7
+customers = 100
+keys = 2000
+regions = ["us-east", "eu-west"]
+events_per_second = 500
+
+[pipeline.moving.sql]
+listen = "off"
+
+[pipeline.moving.prefetch]
+enabled = false
+
+[pipeline.moving.shards]
+initial = 8
+nodes = ["node-a", "node-b", "node-c", "node-d"]
+replicas = 1
+listen = "127.0.0.1:{http}"
+stores = {{ {stores} }}
+coordinator = "{}"
+"#,
+            coordinator.url()
+        ),
+    )
+    .unwrap();
+    let mut job = Process {
+        child: shardcast()
+            .args([
+                "run",
+                "--config",
+                config.to_str().unwrap(),
+                "--pipeline",
+                "moving",
+            ])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    };
+    let store = eventually(
+        Duration::from_secs(60),
+        "the routing store set up by the job",
+        || {
+            let store = RoutingStore::open(&coordinator.url(), "shardcast:").ok()?;
+            store.load().ok().map(|_| store)
+        },
+    );
+    let node_set = NodeSet::new(
+        "shardcast:",
+        nodes.iter().map(|(n, r)| (n.clone(), r.url())),
+    );
+
+    // A writer through the routing client while the job moves shards.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, node_set, url) = (stop.clone(), node_set.clone(), coordinator.url());
+        std::thread::spawn(move || {
+            let source = RoutingStore::open(&url, "shardcast:").unwrap();
+            let mut client = RoutingClient::new(source, node_set).unwrap();
+            let mut acked: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+            let mut round = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                for i in 0..200 {
+                    let key = format!("user/{i}");
+                    let value = format!("{round}").into_bytes();
+                    if client.put(&key, &value).is_ok() {
+                        acked.insert(key, value);
+                    }
+                }
+                round += 1;
+            }
+            (acked, round)
+        })
+    };
+    // The executor has carried out at least one move (a switchover) through the routing store.
+    eventually(
+        Duration::from_secs(120),
+        "a switchover by the job's executor",
+        || {
+            store
+                .changes_since(0)
+                .ok()?
+                .iter()
+                .any(|c| matches!(c.change, MapChange::Move { .. }))
+                .then_some(())
+        },
+    );
+    // The routing API serves the stored map.
+    let client = RoutingHttpClient::new(&format!("http://127.0.0.1:{http}")).unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the routing API on the stored map",
+        || {
+            let stored = store.load().ok()?;
+            let served = client.map().ok()?;
+            (served == stored).then_some(())
+        },
+    );
+    stop.store(true, Ordering::Relaxed);
+    let (acked, rounds) = writer.join().unwrap();
+    assert!(
+        rounds >= 2 && acked.len() == 200,
+        "{rounds} rounds, {} keys",
+        acked.len()
+    );
+    let mut reader = RoutingClient::new(store, node_set).unwrap();
+    let mut lost = Vec::new();
+    for (key, value) in &acked {
+        match reader.get(key) {
+            Ok(Some(v)) if v.data == *value => {}
+            other => lost.push(format!("{key}: {other:?}")),
+        }
+    }
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    let stderr = job.interrupt();
+    assert!(
+        stderr.contains("migration executor over 4 nodes"),
+        "{stderr}"
+    );
+    let switchovers: u64 = stderr
+        .split("shadow copies, ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no migration summary in:\n{stderr}"));
+    assert!(switchovers >= 1, "{stderr}");
+    for line in stderr.lines().filter(|l| l.contains("migration")) {
+        println!("{line}");
+    }
+}
