@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use shardcast_shardmap::{HashRange, MapChange, MapError, ShardId};
 
+use super::ranges::{overlap, within};
 use super::{
     set_replicas, Failover, FailoverReport, MigrationError, NodeSet, ReplicaReport, Reshape,
     ReshapeReport, RoutingStore, ShadowConfig, ShadowCopy, ShadowPhase, ShadowPlan, ShadowProgress,
@@ -25,11 +26,13 @@ use super::{
 /// What the executor is asked to do.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Plan {
-    /// Start copying `shard` (`range`, owned by `from`) to `to`, hottest keys first.
+    /// Start copying `range` of `shard` (owned by `from`) to `to`, hottest keys first. The range
+    /// is the shard's or a part of it (the half that will split off and move): a later `Split`
+    /// hands the copy to the child holding it, and that child's `Move` uses it.
     Shadow {
         /// The shard.
         shard: ShardId,
-        /// Its range.
+        /// The range to copy: the shard's range or a part of it.
         range: HashRange,
         /// Its owner.
         from: String,
@@ -38,14 +41,17 @@ pub enum Plan {
         /// Keys to copy first, by priority.
         priorities: Vec<(String, f64)>,
     },
-    /// Abandon the shadow copy of `shard`.
+    /// Abandon the shadow copy of `shard` (after a split, the parent's id names the copy handed
+    /// to its child too).
     CancelShadow {
         /// The shard.
         shard: ShardId,
     },
     /// Carry out a map change: `Move` is a switchover (using the shard's shadow copy if one is
-    /// running), `Split` and `Merge` are reshapes (a merge of shards on two nodes first moves the
-    /// right one), `Failover` promotes the named replica, `Replicas` sets and fills a replica set.
+    /// running), `Split` and `Merge` are reshapes (a split hands a running copy of the parent to
+    /// the child holding its range; a merge cancels the copies of both shards, and if they are on
+    /// two nodes first moves the right one), `Failover` promotes the named replica, `Replicas`
+    /// sets and fills a replica set.
     Change(MapChange),
     /// `node` stopped answering: fail its shards over to their replicas.
     NodeDown {
@@ -68,6 +74,16 @@ pub enum Done {
         shard: ShardId,
         /// Its counters then.
         progress: ShadowProgress,
+    },
+    /// A split handed the shadow copy of its parent to a child (reported with the copy's
+    /// `Shadow` plan, now naming the child).
+    ShadowHandedOver {
+        /// The split shard the copy was running for.
+        from: ShardId,
+        /// The child it now runs for.
+        shard: ShardId,
+        /// The range it copies (within the child's).
+        range: HashRange,
     },
     /// The shadow copy was abandoned.
     ShadowCancelled {
@@ -93,8 +109,8 @@ pub enum Done {
     ReplicasSet(ReplicaReport),
 }
 
-/// One plan's outcome. Background events of a shadow copy (caught up, failed) come with its
-/// `Shadow` plan.
+/// One plan's outcome. Background events of a shadow copy (caught up, handed over, failed) come
+/// with its `Shadow` plan, which names the child after a split handed the copy over.
 #[derive(Debug)]
 pub struct Outcome {
     /// The plan.
@@ -213,6 +229,8 @@ struct Running {
     plan: Plan,
     copy: ShadowCopy,
     reported: bool,
+    /// Ids the copy ran for before splits handed it on (a cancel may name them).
+    former: Vec<ShardId>,
 }
 
 struct Worker {
@@ -298,8 +316,145 @@ impl Worker {
         }
     }
 
+    /// The key of the running copy for `shard`, or handed on from `shard` by a split.
+    fn find_shadow(&self, shard: ShardId) -> Option<ShardId> {
+        if self.running.contains_key(&shard) {
+            return Some(shard);
+        }
+        self.running
+            .iter()
+            .find(|(_, r)| r.former.contains(&shard))
+            .map(|(key, _)| *key)
+    }
+
     fn cancel_shadow(&mut self, shard: ShardId) -> Option<Result<ShadowProgress, MigrationError>> {
-        self.running.remove(&shard).map(|r| r.copy.cancel())
+        let key = self.find_shadow(shard)?;
+        self.running.remove(&key).map(|r| r.copy.cancel())
+    }
+
+    /// Splits `shard` at `at`, handing a running copy of it to the child holding its range.
+    fn split(&mut self, shard: ShardId, at: u64) -> Result<Done, MigrationError> {
+        let result = Reshape::new(&self.store, &self.nodes).split(shard, at);
+        let Some(running) = self.running.remove(&shard) else {
+            return result.map(Done::Reshaped);
+        };
+        match &result {
+            Ok(report) => self.hand_over(shard, running, report),
+            Err(_) => {
+                // A split refused before its commit leaves the parent as it was, and its copy
+                // goes on; otherwise the copy cannot follow (the children may not log their
+                // writes) and is abandoned, with any log the split turned on.
+                let intact = self.store.load().is_ok_and(|map| map.get(shard).is_some());
+                if intact {
+                    self.running.insert(shard, running);
+                } else {
+                    self.abandon(running, &[]);
+                }
+            }
+        }
+        result.map(Done::Reshaped)
+    }
+
+    /// After a split of `parent`: re-keys its running copy to the child holding the copied range,
+    /// or abandons it if no child can take it. A range straddling the cut keeps its larger part
+    /// (the upper one on a tie): the balancer plans the copy of the half that will move, so the
+    /// cut moving a little leaves most of that half on the moving child's side.
+    fn hand_over(&mut self, parent: ShardId, mut running: Running, report: &ReshapeReport) {
+        let MapChange::Split {
+            left, right, at, ..
+        } = report.change.clone()
+        else {
+            self.abandon(running, &report.shadowed);
+            return;
+        };
+        // The copied range lies within the parent, so the cut alone divides it.
+        let copied = running.copy.plan().range;
+        let parts: Vec<(ShardId, HashRange)> = [
+            (left, HashRange { lo: 0, hi: at }),
+            (
+                right,
+                HashRange {
+                    lo: at,
+                    hi: u64::MAX,
+                },
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(id, side)| overlap(copied, side).map(|part| (id, part)))
+        .collect();
+        let Some(&(child, part)) = parts.iter().max_by_key(|(_, part)| part.width()) else {
+            self.abandon(running, &report.shadowed);
+            return;
+        };
+        if !report.shadowed.contains(&child) {
+            // The split did not feed the child's writes to a log (the parent's feed was gone):
+            // the copy would miss them.
+            self.abandon(running, &report.shadowed);
+            return;
+        }
+        let others: Vec<ShardId> = report
+            .shadowed
+            .iter()
+            .copied()
+            .filter(|id| *id != child)
+            .collect();
+        if let Err(err) = running.copy.hand_over(child, part) {
+            tracing::warn!(shard = parent, child, error = %err, "the shadow copy could not follow the split");
+            self.abandon(running, &report.shadowed);
+            return;
+        }
+        // The other child's part of a straddling range is not copied: stop logging its writes.
+        self.end_logs(&running, &others);
+        if let Plan::Shadow { shard, range, .. } = &mut running.plan {
+            *shard = child;
+            *range = part;
+        }
+        running.former.push(parent);
+        tracing::info!(
+            "migration: shadow copy of shard {parent} handed to its child {child} ({}..{})",
+            part.lo,
+            part.hi
+        );
+        let plan = running.plan.clone();
+        self.running.insert(child, running);
+        self.send(
+            plan,
+            Ok(Done::ShadowHandedOver {
+                from: parent,
+                shard: child,
+                range: part,
+            }),
+        );
+    }
+
+    /// Cancels `running`, ends the delta logs of `children` that a split fed for it, and reports
+    /// the cancel with the copy's plan.
+    fn abandon(&mut self, running: Running, children: &[ShardId]) {
+        self.end_logs(&running, children);
+        let shard = running.copy.plan().shard;
+        let result = running
+            .copy
+            .cancel()
+            .map(|progress| Done::ShadowCancelled { shard, progress });
+        self.send(running.plan, result);
+    }
+
+    /// Ends the delta logs of `shards` on the source of `running`.
+    fn end_logs(&self, running: &Running, shards: &[ShardId]) {
+        if shards.is_empty() {
+            return;
+        }
+        let ended = self
+            .nodes
+            .node(&running.copy.plan().from)
+            .and_then(|mut source| {
+                shards
+                    .iter()
+                    .try_for_each(|id| source.shadow_end(&id.to_string()))
+            });
+        if let Err(err) = ended {
+            tracing::warn!(error = %err, "a delta log no copy follows is still fed");
+        }
     }
 
     fn carry_out(&mut self, plan: &Plan) -> Result<Done, MigrationError> {
@@ -313,7 +468,7 @@ impl Worker {
             } => {
                 if let Some(running) = self.running.get(shard) {
                     let p = running.copy.plan();
-                    if p.from == *from && p.to == *to {
+                    if p.from == *from && p.to == *to && p.range == *range {
                         return Err(MigrationError::Invalid(format!(
                             "shard {shard} is already being copied to {to}"
                         )));
@@ -322,10 +477,10 @@ impl Worker {
                 }
                 let map = self.store.load()?;
                 let current = map.get(*shard).ok_or(MapError::UnknownShard(*shard))?;
-                if current.node != *from || current.range != *range {
+                if current.node != *from || range.lo >= range.hi || !within(*range, current.range) {
                     return Err(MigrationError::Invalid(format!(
-                        "stale plan: shard {shard} is on {} with {:?}",
-                        current.node, current.range
+                        "stale plan: shard {shard} is on {} with {:?}, not on {from} holding {:?}",
+                        current.node, current.range, range
                     )));
                 }
                 let copy = ShadowCopy::start(
@@ -347,6 +502,7 @@ impl Worker {
                         plan: plan.clone(),
                         copy,
                         reported: false,
+                        former: Vec::new(),
                     },
                 );
                 Ok(Done::ShadowStarted { shard: *shard })
@@ -371,12 +527,7 @@ impl Worker {
                 }
                 self.switch(*shard, to).map(Done::Switched)
             }
-            Plan::Change(MapChange::Split { shard, at, .. }) => {
-                self.cancel_shadow(*shard);
-                Reshape::new(&self.store, &self.nodes)
-                    .split(*shard, *at)
-                    .map(Done::Reshaped)
-            }
+            Plan::Change(MapChange::Split { shard, at, .. }) => self.split(*shard, *at),
             Plan::Change(MapChange::Merge { left, right, .. }) => {
                 self.cancel_shadow(*left);
                 self.cancel_shadow(*right);

@@ -8,7 +8,7 @@
 //! | `P idx` | sorted set | every key, scored by its ring position, so a range is one `ZRANGEBYSCORE` |
 //! | `P own` | hash | shard id -> `rw:FENCE:VERSION` or `ro:FENCE:VERSION` for shards this node owns |
 //! | `P fence` | hash | shard id -> highest fencing token seen (kept after ownership goes) |
-//! | `P shadow` | hash | shard id -> `1` while a shadow copy of the shard is being fed |
+//! | `P shadow` | hash | shard id -> `LO:HI`, the range being copied, while a shadow copy of the shard is being fed |
 //! | `P delta:SHARD` | list | keys written since the shadow began, in write order |
 //! | `P ver` | string | the node's version counter; never below any version it holds |
 //!

@@ -14,8 +14,9 @@
 //!   hands out range locks with fencing tokens ([`LockGuard`]).
 //! - [`RoutingClient`] is what services use: `put` and `get` by key over a cached map
 //!   ([`MapSource`]), refreshing it and retrying when a node refuses or is down.
-//! - [`ShadowCopy`] copies a shard to its future node in the background (hottest keys first,
-//!   throttled, validated segments, then the delta log); [`Switchover`] moves the shard there;
+//! - [`ShadowCopy`] copies a shard, or the part of it that will split off, to its future node
+//!   in the background (hottest keys first, throttled, validated segments, then the delta log)
+//!   and follows that part through the split; [`Switchover`] moves the shard there;
 //!   [`Reshape`] splits and merges; [`Failover`] and [`HealthMonitor`] move shards off a node
 //!   that stopped answering; [`set_replicas`] changes a replica set; [`Executor`] drives all of
 //!   these from [`Plan`]s.
@@ -52,6 +53,7 @@ mod node;
 mod nodes;
 mod phased;
 mod policy;
+mod ranges;
 mod replicas;
 mod reshape;
 mod retry;

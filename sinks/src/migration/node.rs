@@ -489,9 +489,11 @@ impl Node {
             })
     }
 
-    /// Starts feeding `slot`'s delta log: every later write of the shard appends its key. An old
-    /// log is discarded (a new shadow copies the whole range anyway).
-    pub fn shadow_begin(&mut self, slot: &str) -> Result<(), MigrationError> {
+    /// Starts feeding `slot`'s delta log for a copy of `range` (the whole shard or a part of it):
+    /// every later write of the shard appends its key. An old log is discarded (a new shadow
+    /// copies its whole range anyway). The range is kept with the flag so that a split can hand
+    /// the feed to the child holding it ([`Node::split_ownership`]).
+    pub fn shadow_begin(&mut self, slot: &str, range: HashRange) -> Result<(), MigrationError> {
         let (shadows, delta) = (self.layout.shadows(), self.layout.delta(slot));
         self.endpoint.run("starting the delta log", slot, |c| {
             redis::pipe()
@@ -502,10 +504,69 @@ impl Node {
                 .cmd("HSET")
                 .arg(shadows)
                 .arg(slot)
-                .arg(1)
+                .arg(format!("{}:{}", range.lo, range.hi))
                 .ignore()
                 .query::<()>(c)
         })
+    }
+
+    /// Re-aims `slot`'s delta-log feed at a copy of `range`, if it is fed; returns whether it
+    /// was (a copy handed over to a shard must find that shard's writes logged already).
+    pub fn shadow_follow(&mut self, slot: &str, range: HashRange) -> Result<bool, MigrationError> {
+        let shadows = self.layout.shadows();
+        let fed: i64 = self.endpoint.run("re-aiming the delta log", slot, |c| {
+            scripts::SHADOW_FOLLOW
+                .key(shadows)
+                .arg(slot)
+                .arg(format!("{}:{}", range.lo, range.hi))
+                .invoke(c)
+        })?;
+        Ok(fed == 1)
+    }
+
+    /// Splits `parent` (`parent_range`) into `children` (slot, ownership, range; left then
+    /// right) in one script with fencing token `token`: both children owned, the parent given
+    /// up, and, if the parent's delta log was fed, each child overlapping the copied range fed
+    /// from here on (see [`scripts::SPLIT`]). Returns the slots of the children now fed.
+    pub fn split_ownership(
+        &mut self,
+        parent: &str,
+        parent_range: HashRange,
+        token: u64,
+        children: [(&str, OwnerState, HashRange); 2],
+    ) -> Result<Vec<String>, MigrationError> {
+        let l = &self.layout;
+        let mut invocation = scripts::SPLIT.prepare_invoke();
+        invocation
+            .key(l.owners())
+            .key(l.fences())
+            .key(l.shadows())
+            .key(l.delta(children[0].0))
+            .key(l.delta(children[1].0))
+            .arg(parent)
+            .arg(token)
+            .arg(parent_range.lo)
+            .arg(parent_range.hi);
+        for (slot, state, range) in &children {
+            invocation
+                .arg(*slot)
+                .arg(state.to_string())
+                .arg(range.lo)
+                .arg(range.hi);
+        }
+        self.endpoint
+            .run("splitting ownership", parent, |c| invocation.invoke(c))
+            .map_err(|err| match err {
+                MigrationError::StaleFence {
+                    node, slot, seen, ..
+                } => MigrationError::StaleFence {
+                    node,
+                    slot,
+                    token,
+                    seen,
+                },
+                other => other,
+            })
     }
 
     /// Stops feeding `slot`'s delta log and deletes it.

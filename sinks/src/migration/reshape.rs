@@ -4,14 +4,16 @@
 //! The data of a node is keyed by key, not by shard, so a shard split into two halves on the same
 //! node, or two neighbours merged, need no copy: the routing store records the change and the
 //! node's ownership follows (children given, parent removed). Clients with the old map keep
-//! writing the old shard until its ownership goes, then refresh. One case needs data after all:
+//! writing the old shard until its ownership goes, then refresh. A split hands the parent's
+//! delta-log feed (a shadow copy of it is running) to the children in the same node script that
+//! gives them ownership, so the copy can follow the child it covers. One case needs data after all:
 //! a merged shard keeps the left shard's replicas, so the right shard's range is first copied to
 //! those of them that do not already replicate it, with both shards read-only meanwhile (or a
 //! write to the right shard could reach its old replicas but not the new ones).
 
 use std::time::{Duration, Instant};
 
-use shardcast_shardmap::{MapChange, MapError, ShardId};
+use shardcast_shardmap::{HashRange, MapChange, MapError, ShardId};
 
 use super::segment::copy_segment;
 use super::{lock_all, MigrationError, Node, NodeSet, OwnerState, RoutingStore};
@@ -29,6 +31,10 @@ pub struct ReshapeReport {
     pub pause: Duration,
     /// Keys copied to the merged shard's new replicas.
     pub keys_copied: u64,
+    /// Children of a split whose writes feed a delta log from the split on, because a shadow
+    /// copy of the parent covered part of their range (whoever runs that copy hands it over
+    /// with [`ShadowCopy::hand_over`](super::ShadowCopy::hand_over) or ends their logs).
+    pub shadowed: Vec<ShardId>,
 }
 
 /// Splits and merges over a routing store and data nodes.
@@ -64,31 +70,49 @@ impl<'a> Reshape<'a> {
         let MapChange::Split { left, right, .. } = change else {
             unreachable!("split_change makes a split")
         };
-        let half = map.get(left).ok_or(MapError::UnknownShard(left))?;
-        let (node_name, version) = (half.node.clone(), half.version);
-        let mut node = self.nodes.node(&node_name)?;
         let after_commit = |cause| MigrationError::AfterCommit {
             shard,
             version: map.version(),
             cause: Box::new(cause),
         };
-        for child in [left, right] {
-            node.set_owner(
-                &child.to_string(),
+        let halves = [left, right].map(|id| map.get(id).cloned());
+        let [Some(l), Some(r)] = halves else {
+            return Err(after_commit(MapError::UnknownShard(left).into()));
+        };
+        let mut node = self.nodes.node(&l.node).map_err(after_commit)?;
+        let parent_range = HashRange {
+            lo: l.range.lo,
+            hi: r.range.hi,
+        };
+        // One script: a write reaches the parent or a child, never neither, and a child whose
+        // range a running shadow copy of the parent covers logs its writes from the moment it
+        // takes any.
+        let fed = node
+            .split_ownership(
+                &shard.to_string(),
+                parent_range,
                 token,
-                Some(OwnerState::rw(token, version)),
+                [
+                    (&left.to_string(), OwnerState::rw(token, l.version), l.range),
+                    (
+                        &right.to_string(),
+                        OwnerState::rw(token, r.version),
+                        r.range,
+                    ),
+                ],
             )
-            .map_err(after_commit)?;
-        }
-        node.set_owner(&shard.to_string(), token, None)
             .map_err(after_commit)?;
         drop(locks);
         Ok(ReshapeReport {
             change,
             version: map.version(),
-            node: node_name,
+            node: l.node,
             pause: Duration::ZERO,
             keys_copied: 0,
+            shadowed: [left, right]
+                .into_iter()
+                .filter(|id| fed.contains(&id.to_string()))
+                .collect(),
         })
     }
 
@@ -205,6 +229,7 @@ impl<'a> Reshape<'a> {
             node: l.node,
             pause,
             keys_copied,
+            shadowed: Vec::new(),
         })
     }
 

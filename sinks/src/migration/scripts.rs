@@ -186,3 +186,76 @@ return #keys
 "#,
     )
 });
+
+/// A split on the owner's node, in one step: both children owned, the parent given up, and the
+/// parent's delta-log feed (if a shadow copy of it runs) handed to the children that overlap
+/// the copied range, so no write between "parent retired" and "child logged" can be missed.
+///
+/// KEYS: owners, fences, shadows, delta of the left child, delta of the right child.
+/// ARGV: parent slot, token, parent lo, parent hi, then per child (left, right): slot, state,
+/// lo, hi (ranges half-open).
+///
+/// Refused (`STALE_FENCE`) if the node has seen a higher token for any of the three shards. A
+/// child's feed gets the part of the parent's copied range inside the child (`lo:hi`; a flag
+/// without a range stands for the whole parent) and a fresh, empty log. The parent's flag and
+/// log stay: the copy drains what was logged before the split, then ends them.
+///
+/// Returns the slots of the children now feeding a delta log.
+pub(crate) static SPLIT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+local token = tonumber(ARGV[2])
+for _, s in ipairs({ARGV[1], ARGV[5], ARGV[9]}) do
+  local seen = redis.call('HGET', KEYS[2], s)
+  if seen and token < tonumber(seen) then
+    return redis.error_reply('STALE_FENCE ' .. seen)
+  end
+end
+local flag = redis.call('HGET', KEYS[3], ARGV[1])
+local flo, fhi
+if flag then
+  flo, fhi = string.match(flag, '^(%d+):(%d+)$')
+  if flo then
+    flo, fhi = tonumber(flo), tonumber(fhi)
+  else
+    flo, fhi = tonumber(ARGV[3]), tonumber(ARGV[4])
+  end
+end
+local fed = {}
+for i = 0, 1 do
+  local b = 5 + i * 4
+  local child = ARGV[b]
+  redis.call('HSET', KEYS[2], child, ARGV[2])
+  if flag then
+    local lo = math.max(flo, tonumber(ARGV[b + 2]))
+    local hi = math.min(fhi, tonumber(ARGV[b + 3]))
+    if lo < hi then
+      redis.call('DEL', KEYS[4 + i])
+      redis.call('HSET', KEYS[3], child, string.format('%d:%d', lo, hi))
+      fed[#fed + 1] = child
+    end
+  end
+  redis.call('HSET', KEYS[1], child, ARGV[b + 1])
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[1], ARGV[1])
+return fed
+"#,
+    )
+});
+
+/// Re-aims a running delta-log feed at another range (a shadow copy handed over, widened or
+/// narrowed), only if the feed is on: a copy must not take over a shard whose writes nobody
+/// logs.
+///
+/// KEYS: shadows. ARGV: slot, `lo:hi`. Returns 1 if the feed was on (and now names the range),
+/// 0 if not.
+pub(crate) static SHADOW_FOLLOW: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"#,
+    )
+});

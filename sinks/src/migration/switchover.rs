@@ -22,11 +22,12 @@ use std::time::{Duration, Instant};
 
 use shardcast_shardmap::{MapChange, MapError, Shard, ShardId, ShardMap};
 
+use super::ranges::within;
 use super::segment::copy_segment;
 use super::shadow::apply_delta_batch;
 use super::{
     Checksum, LockGuard, MigrationError, Node, NodeSet, OwnerState, RoutingStore, ShadowConfig,
-    ShadowCopy, ShadowPhase, ShadowPlan, Throttle,
+    ShadowCopy, ShadowPhase, ShadowPlan, ShadowProgress, Throttle,
 };
 
 /// Tuning of switchovers.
@@ -78,6 +79,11 @@ pub struct SwitchoverReport {
     pub checksum: Checksum,
     /// The fencing token used.
     pub fence: u64,
+    /// Whether the switchover drew on a shadow copy running before it (planned ahead, e.g. of
+    /// the half of a split shard) rather than one it had to start itself.
+    pub copied_ahead: bool,
+    /// The counters of the copy it drew on, when it stopped before the pause.
+    pub copy: ShadowProgress,
 }
 
 /// Runs switchovers against a routing store and data nodes.
@@ -97,8 +103,8 @@ impl<'a> Switchover<'a> {
         }
     }
 
-    /// Moves `shard` to node `to`, using `shadow` (a running copy of that shard to `to`) or
-    /// starting one. On failure before the commit everything is rolled back
+    /// Moves `shard` to node `to`, using `shadow` (a running copy of that shard, or of a part of
+    /// it, to `to`; a part is widened to the whole shard before the pause) or starting one. On failure before the commit everything is rolled back
     /// ([`MigrationError::RolledBack`]); a failure after it is [`MigrationError::AfterCommit`].
     pub fn run(
         &self,
@@ -136,12 +142,7 @@ impl<'a> Switchover<'a> {
             destination_is_replica,
         };
         let shadow = match shadow {
-            Some(copy) if copy.plan().from == plan.from && copy.plan().to == plan.to => Some(copy),
-            Some(other) => {
-                // A copy to elsewhere (or from a previous owner) is of no use here.
-                let _ = other.cancel();
-                None
-            }
+            Some(copy) => usable_copy(copy, &plan),
             None => None,
         };
         let mut steps = Steps {
@@ -152,6 +153,9 @@ impl<'a> Switchover<'a> {
             source: self.nodes.node(&plan.from)?,
             dest: self.nodes.node(to)?,
             destination_is_replica,
+            inherited: Vec::new(),
+            copied_ahead: false,
+            copy: None,
             source_read_only: false,
             dest_claimed: false,
         };
@@ -182,6 +186,30 @@ impl<'a> Switchover<'a> {
     }
 }
 
+/// `copy` if it can serve the switchover `plan` describes: a copy of the shard (or of a part of
+/// it, then widened to the whole shard) from its owner to the destination. Any other copy is of
+/// no use here and is cancelled.
+fn usable_copy(mut copy: ShadowCopy, plan: &ShadowPlan) -> Option<ShadowCopy> {
+    let p = copy.plan();
+    if p.shard != plan.shard
+        || p.from != plan.from
+        || p.to != plan.to
+        || !within(p.range, plan.range)
+    {
+        let _ = copy.cancel();
+        return None;
+    }
+    if p.range != plan.range {
+        // The part already copied stays; the rest is copied before the pause, not during it.
+        if let Err(err) = copy.hand_over(plan.shard, plan.range) {
+            tracing::warn!(shard = plan.shard, error = %err, "the shadow copy could not be widened to the whole shard; copying afresh");
+            let _ = copy.cancel();
+            return None;
+        }
+    }
+    Some(copy)
+}
+
 impl Switchover<'_> {
     /// The shard as the map has it now, if it can move to `to`.
     fn current(&self, shard: ShardId, to: &str) -> Result<Shard, MigrationError> {
@@ -209,6 +237,11 @@ struct Steps<'s, 'l> {
     source: Node,
     dest: Node,
     destination_is_replica: bool,
+    /// Delta logs of earlier ids of the shard (a split parent) the copy still drew on: drained
+    /// in the pause and ended with the shard's own.
+    inherited: Vec<String>,
+    copied_ahead: bool,
+    copy: Option<ShadowProgress>,
     source_read_only: bool,
     dest_claimed: bool,
 }
@@ -226,6 +259,7 @@ impl Steps<'_, '_> {
         nodes: &NodeSet,
         config: &SwitchoverConfig,
     ) -> Result<(), MigrationError> {
+        self.copied_ahead = shadow.is_some();
         let copy = match shadow {
             Some(copy) => copy,
             None => {
@@ -250,9 +284,15 @@ impl Steps<'_, '_> {
                 }
             }
         };
+        let slot = self.slot();
+        self.inherited = copy
+            .feeding_slots()
+            .into_iter()
+            .filter(|s| *s != slot)
+            .collect();
         let stopped = copy.stop();
         caught_up?;
-        stopped?;
+        self.copy = Some(stopped?);
         self.lock.renew()
     }
 
@@ -261,6 +301,10 @@ impl Steps<'_, '_> {
         let slot = self.slot();
         let token = self.lock.token();
         let version = self.shard.version;
+        let copy = self
+            .copy
+            .clone()
+            .ok_or_else(|| MigrationError::Invalid("no copy was prepared".into()))?;
         // 2. Source read-only: writes wait from here.
         self.source_read_only = true;
         self.source
@@ -268,12 +312,20 @@ impl Steps<'_, '_> {
         let paused = Instant::now();
         // 3. The rest of the delta log, then every key whose version differs.
         let mut deltas_applied = 0;
-        loop {
-            let (applied, _) = apply_delta_batch(&mut self.source, &mut self.dest, &slot, 1024)?;
-            if applied == 0 {
-                break;
+        for log in self.inherited.iter().chain(std::iter::once(&slot)) {
+            loop {
+                let batch = apply_delta_batch(
+                    &mut self.source,
+                    &mut self.dest,
+                    log,
+                    self.shard.range,
+                    1024,
+                )?;
+                if batch.consumed == 0 {
+                    break;
+                }
+                deltas_applied += batch.applied;
             }
-            deltas_applied += applied;
         }
         let keys_recopied = self.copy_differences(&slot)?;
         // 4. Checksums.
@@ -301,7 +353,9 @@ impl Steps<'_, '_> {
         if let Err(err) = self.source.set_owner(&slot, token, None) {
             tracing::warn!(shard = self.shard.id, error = %err, "the old owner did not give the shard up; its stale ownership only serves reads");
         }
-        let _ = self.source.shadow_end(&slot);
+        for log in self.inherited.iter().chain(std::iter::once(&slot)) {
+            let _ = self.source.shadow_end(log);
+        }
         self.dest
             .set_owner(&slot, token, Some(OwnerState::rw(token, new_version)))
             .map_err(|cause| MigrationError::AfterCommit {
@@ -321,6 +375,8 @@ impl Steps<'_, '_> {
             keys_recopied,
             checksum: at_source,
             fence: token,
+            copied_ahead: self.copied_ahead,
+            copy,
         })
     }
 
@@ -402,7 +458,9 @@ impl Steps<'_, '_> {
         if !self.destination_is_replica {
             note(self.dest.drop_range(&slot, self.shard.range).map(drop));
         }
-        note(self.source.shadow_end(&slot));
+        for log in self.inherited.iter().chain(std::iter::once(&slot)) {
+            note(self.source.shadow_end(log));
+        }
         match first {
             None => Ok(()),
             Some(err) => Err(err),

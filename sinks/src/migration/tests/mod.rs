@@ -6,6 +6,7 @@ mod failover;
 mod fencing;
 mod phased;
 mod reshape;
+mod subrange;
 mod switchover;
 mod throttle;
 
