@@ -28,6 +28,8 @@ pub struct MigrationStats {
     pub shadows: u64,
     /// Switchovers completed.
     pub switchovers: u64,
+    /// Of those, switchovers whose data was copied ahead by a shadow copy.
+    pub copied_ahead: u64,
     /// Splits and merges carried out on the nodes.
     pub reshapes: u64,
     /// Nodes failed over.
@@ -131,6 +133,7 @@ impl JobMigration {
                 Ok(Done::ShadowStarted { .. }) => self.stats.shadows += 1,
                 Ok(Done::Switched(report)) => {
                     self.stats.switchovers += 1;
+                    self.stats.copied_ahead += u64::from(report.copied_ahead);
                     self.stats.longest_pause = self.stats.longest_pause.max(report.pause);
                     tracing::info!(
                         "migration: shard {} moved {} -> {} (version {}, writes paused {:?})",

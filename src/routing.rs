@@ -121,8 +121,8 @@ impl EpochObserver for RoutingPublisher {
     fn summary(&self) -> Option<String> {
         let s = self.migration.as_ref()?.stats();
         Some(format!(
-            "migration: {} shadow copies, {} switchovers (longest write pause {:?}), {} splits/merges, {} failovers, {} failed",
-            s.shadows, s.switchovers, s.longest_pause, s.reshapes, s.failovers, s.failed
+            "migration: {} shadow copies, {} switchovers ({} copied ahead, longest write pause {:?}), {} splits/merges, {} failovers, {} failed",
+            s.shadows, s.switchovers, s.copied_ahead, s.longest_pause, s.reshapes, s.failovers, s.failed
         ))
     }
 

@@ -284,6 +284,14 @@ coordinator = "{}"
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no migration summary in:\n{stderr}"));
     assert!(switchovers >= 1, "{stderr}");
+    // The balancer planned the move's shadow copy epochs ahead, so the move drained only the deltas.
+    let ahead: u64 = stderr
+        .split("switchovers (")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no copied-ahead count in:\n{stderr}"));
+    assert!(ahead >= 1, "no switchover used a shadow copy:\n{stderr}");
     for line in stderr.lines().filter(|l| l.contains("migration")) {
         println!("{line}");
     }
