@@ -6,6 +6,9 @@
 //! cache, and [`Trace::single_region`] maps them all to one. [`simulate_lru`], [`simulate_belady`] and
 //! [`simulate_with_prefetch`] replay the requests; [`compare`] runs all three, and
 //! [`NextAccessPredictor`] is the [`Prefetcher`] whose model a dataflow can compute epoch by epoch.
+//! [`simulate_balance`] replays the requests through a shard [`Balancer`] window by window and
+//! [`compare_balance`] sets the predictive balancer against a reactive one and static hashing
+//! ([`BalanceReport`]).
 //!
 //! # Measurements
 //!
@@ -31,6 +34,8 @@
 //! 10% a lower entry changes NASA by under +0.001 and costs CloudPhysics 0.002 to 0.008, and the LRU
 //! end is the worst everywhere. The `report` test prints these tables.
 
+mod balance;
+mod balance_report;
 mod belady;
 mod capacity;
 mod comparison;
@@ -44,6 +49,8 @@ mod request;
 mod stats;
 mod window_tables;
 
+pub use balance::{compare_balance, simulate_balance, BalanceComparison, BalanceOptions};
+pub use balance_report::{BalanceReport, Spread};
 pub use belady::simulate_belady;
 pub use capacity::{CacheSize, CacheSpec, CacheUnit, Capacities, Capacity};
 pub use comparison::{compare, Comparison};
@@ -56,4 +63,8 @@ pub use prefetch::{
     PrefetchOrder, PrefetchStats, Prefetcher,
 };
 pub use request::{Interner, KeyKind, KeyNames, Request, Trace, TraceBuilder};
+pub use shardcast_shardmap::{
+    BalanceConfig, BalanceMode, Balancer, HoltForecaster, LastValueForecaster, LoadForecaster,
+    Threshold,
+};
 pub use stats::{CacheStats, RegionStats};
