@@ -721,6 +721,30 @@ mod tests {
             err.starts_with("t.toml:5:") && err.contains("prophet"),
             "{err}"
         );
+        let text = "[pipeline.p]\ntick = \"1s\"\nwindow = \"1s\"\n\n[pipeline.p.shards]\nmode = \"eager\"\n";
+        let err = parse_pipeline("t.toml", text, "p").unwrap_err().to_string();
+        assert!(
+            err.starts_with("t.toml:5:") && err.contains("eager"),
+            "{err}"
+        );
+        let text =
+            "[pipeline.p]\ntick = \"1s\"\nwindow = \"1s\"\n\n[pipeline.p.shards]\nsplit_at = 0.4\n";
+        let err = parse_pipeline("t.toml", text, "p").unwrap_err().to_string();
+        assert!(err.contains("split_at"), "{err}");
+        let text = "[pipeline.p]\ntick = \"1s\"\nwindow = \"1s\"\n\n[pipeline.p.shards]\nstores = { node-a = \"redis://x:1\" }\n";
+        let err = parse_pipeline("t.toml", text, "p").unwrap_err().to_string();
+        assert!(
+            err.contains("no store for node") || err.contains("coordinator"),
+            "{err}"
+        );
+        let text = "[pipeline.p]\ntick = \"1s\"\nwindow = \"1s\"\n\n[pipeline.p.shards]\nmode = \"reactive\"\nsustain = \"3s\"\ncooldown = \"5s\"\n";
+        let p = parse_pipeline("t.toml", text, "p").unwrap();
+        let config = p.shards().unwrap();
+        assert_eq!(
+            config.balance.mode,
+            shardcast_shardmap::BalanceMode::Reactive { sustain_windows: 3 }
+        );
+        assert_eq!(config.balance.cooldown_windows, 5);
         let text = "[pipeline.p]\ntick = \"1s\"\nwindow = \"1s\"\n\n[pipeline.p.forecast]\nmodel = \"onnx\"\n";
         let err = parse_pipeline("t.toml", text, "p").unwrap_err().to_string();
         assert!(err.contains("onnx_model"), "{err}");

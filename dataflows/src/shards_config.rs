@@ -141,10 +141,8 @@ impl ShardsSection {
                 self.nodes.len()
             ));
         }
-        if !(self.split_at.is_finite() && self.split_at > 0.0)
-            || !(self.merge_at.is_finite() && self.merge_at >= 0.0)
-            || self.merge_at >= self.split_at
-        {
+        let finite = self.split_at.is_finite() && self.merge_at.is_finite();
+        if !finite || self.merge_at < 0.0 || self.merge_at >= self.split_at {
             return Err(format!(
                 "shards.split_at ({}) must be positive and above shards.merge_at ({}), which is >= 0",
                 self.split_at, self.merge_at
