@@ -35,6 +35,9 @@ pub struct ShardsSection {
     /// `predictive`: epochs beyond the forecast horizon at which a shadow copy is started for a move
     /// that the trend makes likely.
     pub shadow_lead: usize,
+    /// `predictive`: a forecast counts as crossing `split_at` only when it clears it by this many
+    /// times the shard's typical one-step forecast error (0 trusts the forecast as it is).
+    pub confidence: f64,
     /// A shard changed is left alone this long.
     pub cooldown: Millis,
     /// The halves of a split are not merged back within this.
@@ -67,10 +70,11 @@ impl Default for ShardsSection {
             replicas: 1,
             mode: "predictive".into(),
             split_at: 2.0,
-            merge_at: 0.5,
+            merge_at: 1.0,
             sustain: Millis(3_000),
             horizon: 3,
             shadow_lead: 2,
+            confidence: 1.0,
             cooldown: Millis(10_000),
             merge_delay: Millis(60_000),
             churn_budget: 0.1,
@@ -105,6 +109,7 @@ impl ShardsSection {
                 merge_load: Threshold::MeanMultiple(self.merge_at),
                 horizon: self.horizon,
                 shadow_lead: self.shadow_lead,
+                confidence: self.confidence,
                 cooldown_windows: epochs(self.cooldown),
                 merge_delay_windows: epochs(self.merge_delay),
                 churn_budget: self.churn_budget,
@@ -191,6 +196,12 @@ impl ShardsSection {
                     )
                 }
             }
+        }
+        if !(self.confidence.is_finite() && self.confidence >= 0.0) {
+            return Err(format!(
+                "shards.confidence must be a finite number >= 0 (got {})",
+                self.confidence
+            ));
         }
         if self.horizon == 0 {
             return Err("shards.horizon must be at least 1".into());

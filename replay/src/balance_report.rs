@@ -48,7 +48,9 @@ pub struct BalanceReport {
     pub mode: String,
     /// Windows with load, over which the spreads are taken.
     pub windows: u64,
-    /// Length of the trace in hours (its first to its last timestamp, at least one window).
+    /// Length of the trace in hours (its first to its last timestamp, at least one window). For
+    /// order-only traces, whose timestamps count requests as milliseconds, an "hour" is 3.6 million
+    /// requests.
     pub hours: f64,
     /// Max / mean shard load per window, over the shards of the map in force in that window.
     pub shard_balance: Spread,

@@ -29,7 +29,8 @@ pub struct ShadowPlan {
 /// load per ring position, then [`decide`](Balancer::decide); the decisions are applied to the
 /// balancer's map and returned as the changelog.
 ///
-/// **Splits.** Predictive: a shard whose forecast crosses the split level within `horizon` windows,
+/// **Splits.** Predictive: a shard whose forecast crosses the split level within `horizon` windows
+/// (by `confidence` times its typical one-step forecast error),
 /// before its load gets there. Reactive: a shard whose measured load has been above the split level
 /// for `sustain_windows` windows in a row. The cut is at the load-weighted median of its keys
 /// ([`split_point`]), hottest shard first, while there are fewer than `max_shards`.
@@ -101,7 +102,14 @@ pub struct Balancer {
     split_born: HashMap<ShardId, u64>,
     shadows: BTreeMap<ShardId, ShadowPlan>,
     ignored: f64,
+    /// Each shard's forecast of the window now finishing (predictive), to measure the error.
+    expected: HashMap<ShardId, f64>,
+    /// Each shard's typical one-step forecast error (EWMA of the absolute error).
+    errors: HashMap<ShardId, f64>,
 }
+
+/// Weight of the latest error in the forecast-error EWMA: about the last five windows count.
+const ERROR_WEIGHT: f64 = 0.3;
 
 /// What one round knows about one shard.
 #[derive(Clone, Debug, Default)]
@@ -232,6 +240,8 @@ impl Balancer {
             split_born: HashMap::new(),
             shadows: BTreeMap::new(),
             ignored: 0.0,
+            expected: HashMap::new(),
+            errors: HashMap::new(),
         }
     }
 
@@ -353,6 +363,9 @@ impl Balancer {
         if sustain.is_none() && self.loads.windows() < self.config.warmup_windows {
             return out;
         }
+        if sustain.is_none() {
+            self.track_errors();
+        }
         let mut round = self.assess(window, forecaster, sustain);
         self.split_hot(&mut round, &mut out);
         if sustain.is_none() {
@@ -362,7 +375,32 @@ impl Balancer {
         let map = &self.map;
         self.touched.retain(|id, _| map.get(*id).is_some());
         self.split_born.retain(|id, _| map.get(*id).is_some());
+        self.errors.retain(|id, _| map.get(*id).is_some());
+        self.expected = if sustain.is_none() {
+            map.shards()
+                .map(|s| (s.id, round.view(s.id).next))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         out
+    }
+
+    /// Folds the error of every shard's last one-step forecast into its typical error.
+    fn track_errors(&mut self) {
+        for shard in self.map.shards() {
+            let Some(expected) = self.expected.get(&shard.id) else {
+                continue;
+            };
+            let error = (self.loads.latest_in(shard.range).0 - expected).abs();
+            let typical = self.errors.entry(shard.id).or_insert(error);
+            *typical += ERROR_WEIGHT * (error - *typical);
+        }
+    }
+
+    /// The margin a forecast of shard `id` must clear: `confidence` times its typical error.
+    fn margin(&self, id: ShardId) -> f64 {
+        self.config.confidence * self.errors.get(&id).copied().unwrap_or(0.0)
     }
 
     /// Marks `node` down and fails every shard it served over to its first live replica (to the
@@ -535,11 +573,16 @@ impl Balancer {
                     .collect();
                 for (shard, f) in shards.iter().zip(forecasts) {
                     let (now, keys) = self.loads.latest_in(shard.range);
-                    let cross = (0..steps).find(|&h| f[h] > split_levels[h]);
+                    let margin = self.margin(shard.id);
+                    // The first step from which the forecast stays above the level to the end of
+                    // what is looked at: a bump forecast to fade is no reason to split.
+                    let above = |h: usize| f[h] - margin > split_levels[h];
+                    let cross = (0..steps).rev().take_while(|&h| above(h)).last();
                     let plan = f[..c.horizon].iter().copied().fold(0.0, f64::max);
                     let why = cross.map_or_else(String::new, |h| {
                         format!(
-                            "forecast {:.1} crosses the split level {:.1} in {} window(s) (now {now:.1})",
+                            "forecast {:.1} (± {margin:.1}) crosses the split level {:.1} in {} \
+                             window(s) and stays above (now {now:.1})",
                             f[h],
                             split_levels[h],
                             h + 1
@@ -710,6 +753,12 @@ impl Balancer {
             self.touched.insert(half, round.window);
             self.split_born.insert(half, round.window);
             round.touched.insert(half);
+        }
+        // Count noise grows with the square root of the load, so each half keeps that share of
+        // the parent's typical error.
+        if let Some(error) = self.errors.remove(&id) {
+            self.errors.insert(left, error * share.sqrt());
+            self.errors.insert(right, error * (1.0 - share).sqrt());
         }
         let after = self.balance(round);
         let reason = format!(
@@ -1003,6 +1052,12 @@ impl Balancer {
                 continue;
             }
             self.loads.merge(a, b, into);
+            // Independent errors add in quadrature.
+            let (ea, eb) = (self.errors.remove(&a), self.errors.remove(&b));
+            if ea.is_some() || eb.is_some() {
+                let (ea, eb) = (ea.unwrap_or(0.0), eb.unwrap_or(0.0));
+                self.errors.insert(into, (ea * ea + eb * eb).sqrt());
+            }
             let merged = va.plus(&vb);
             round.views.remove(&a);
             round.views.remove(&b);

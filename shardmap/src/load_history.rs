@@ -133,7 +133,7 @@ impl LoadHistory {
         let column = &mut self.buckets[slot * n..(slot + 1) * n];
         column.fill(0.0);
         for &(p, l) in &latest {
-            column[(p >> (32 - self.bucket_bits)) as usize] += l as f32;
+            column[(u64::from(p) >> (32 - self.bucket_bits)) as usize] += l as f32;
         }
         self.latest_total = latest.iter().map(|(_, l)| l).sum();
         push_bounded(&mut self.totals, self.latest_total, self.history);
@@ -354,6 +354,22 @@ mod tests {
         close(h.shard(2), &[5.0, 5.0, 5.0, 5.0]);
         h.merge(1, 2, 3);
         close(h.shard(3), &[5.0, 15.0, 25.0, 35.0]);
+    }
+
+    #[test]
+    fn one_bucket_is_a_valid_ring() {
+        let mut m = map(1);
+        let mut h = LoadHistory::new(&m, 2, 0, 0.0, 10);
+        for _ in 0..2 {
+            h.add(u32::MAX, 3.0);
+            h.add(0, 1.0);
+            h.finish(&m);
+        }
+        m.apply(&m.split_change(0, 1 << 31).unwrap()).unwrap();
+        h.split(0, HashRange { lo: 0, hi: RING }, 1 << 31, 1, 2);
+        // The older window falls back on the one bucket (shared by width), the latest is exact.
+        close(h.shard(1), &[2.0, 1.0]);
+        close(h.shard(2), &[2.0, 3.0]);
     }
 
     #[test]

@@ -575,3 +575,106 @@ fn histories_survive_splits_and_memory_stays_bounded() {
     }
     assert!(checked_split);
 }
+
+/// A forecaster that says what it is told: `rows[i]` for shard `i` in ring order (shards beyond
+/// the rows repeat their last load).
+struct Scripted {
+    rows: Vec<Vec<f64>>,
+}
+
+impl shardcast_shardmap::LoadForecaster for Scripted {
+    fn forecast(&mut self, histories: &[&[f64]], _next: u64, horizon: usize) -> Vec<Vec<f64>> {
+        histories
+            .iter()
+            .enumerate()
+            .map(|(i, h)| match self.rows.get(i) {
+                Some(row) => row[..horizon].to_vec(),
+                None => vec![h.last().copied().unwrap_or(0.0); horizon],
+            })
+            .collect()
+    }
+}
+
+/// Two shards; shard 0 has two keys of `load / 2`, shard 1 one key of 50.
+fn two_shards(confidence: f64) -> Balancer {
+    let config = BalanceConfig {
+        split_load: Threshold::Load(100.0),
+        merge_load: Threshold::Load(1.0),
+        warmup_windows: 1,
+        confidence,
+        ..BalanceConfig::default()
+    };
+    Balancer::new(
+        ShardMap::uniform(2, &nodes(2), 0).unwrap(),
+        nodes(2),
+        config,
+    )
+}
+
+fn window_of(load: f64) -> [(u32, f64); 3] {
+    [
+        (pos(0, 2, 0.25), load / 2.0),
+        (pos(0, 2, 0.75), load / 2.0),
+        (pos(1, 2, 0.5), 50.0),
+    ]
+}
+
+#[test]
+fn predictive_splits_on_a_crossing_that_lasts_not_on_a_bump_forecast_to_fade() {
+    // Horizon 3 plus shadow lead 2: five forecast windows.
+    let bump = vec![150.0, 90.0, 80.0, 70.0, 60.0];
+    let ramp = vec![90.0, 110.0, 120.0, 130.0, 140.0];
+    let late = vec![90.0, 95.0, 99.0, 120.0, 130.0];
+    let flat = vec![50.0; 5];
+    let mut decided = Vec::new();
+    for row in [bump, ramp, late] {
+        let mut balancer = two_shards(0.0);
+        balancer.observe(0, window_of(80.0));
+        let mut forecaster = Scripted {
+            rows: vec![row, flat.clone()],
+        };
+        decided.push(balancer.decide(0, &mut forecaster));
+    }
+    assert!(decided[0].is_empty(), "{:#?}", decided[0]);
+    assert_eq!(splits(&decided[1]).len(), 1, "{:#?}", decided[1]);
+    assert!(
+        decided[1][0].reason.contains("in 2 window(s)"),
+        "{}",
+        decided[1][0].reason
+    );
+    assert_eq!(
+        decided[1][0].forecast_peak, 120.0,
+        "peak within the horizon of 3"
+    );
+    // Above only beyond the horizon: a shadow copy, no split yet.
+    assert!(splits(&decided[2]).is_empty());
+    assert!(
+        matches!(decided[2][0].action, BalanceAction::Shadow { .. }),
+        "{:#?}",
+        decided[2]
+    );
+}
+
+#[test]
+fn a_noisy_shard_must_clear_the_level_by_its_typical_forecast_error() {
+    // Window 0: shard 0 carries 40 and is forecast at 60. Window 1: it carries 160, so that
+    // forecast missed by 100, and the next one says 110, 10 above the level of 100.
+    let mut balancer = two_shards(1.0);
+    let mut forecaster = Scripted {
+        rows: vec![vec![60.0; 5], vec![50.0; 5]],
+    };
+    balancer.observe(0, window_of(40.0));
+    assert!(balancer.decide(0, &mut forecaster).is_empty());
+    forecaster.rows[0] = vec![110.0; 5];
+    balancer.observe(1, window_of(160.0));
+    // With a margin of one typical error (100): 110 − 100 is not above 100.
+    assert!(splits(&balancer.decide(1, &mut forecaster)).is_empty());
+    // Trusting the forecast as it is, the same windows split the shard.
+    let mut trusting = two_shards(0.0);
+    forecaster.rows[0] = vec![60.0; 5];
+    trusting.observe(0, window_of(40.0));
+    trusting.decide(0, &mut forecaster);
+    forecaster.rows[0] = vec![110.0; 5];
+    trusting.observe(1, window_of(160.0));
+    assert_eq!(splits(&trusting.decide(1, &mut forecaster)).len(), 1);
+}

@@ -170,7 +170,11 @@ listen = "off"
 [pipeline.moving.prefetch]
 enabled = false
 
+# Eager settings, so the generator's mild skew makes the balancer move a shard within seconds.
 [pipeline.moving.shards]
+split_at = 1.5
+confidence = 0.0
+shadow_lead = 6
 initial = 8
 nodes = ["node-a", "node-b", "node-c", "node-d"]
 replicas = 1
