@@ -307,3 +307,12 @@ pub fn read_topic(broker: &str, topic: &str) -> Vec<(i32, Vec<u8>)> {
     }
     messages
 }
+
+/// Fails the test unless `ORT_DYLIB_PATH` names the ONNX Runtime library, saying how to install it.
+pub fn require_onnx_runtime() {
+    let dylib = std::env::var("ORT_DYLIB_PATH").unwrap_or_default();
+    assert!(
+        std::path::Path::new(&dylib).is_file(),
+        "ORT_DYLIB_PATH must name libonnxruntime.so (scripts/install-deps.sh installs the onnxruntime wheel and prints the path)"
+    );
+}

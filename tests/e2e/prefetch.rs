@@ -61,11 +61,7 @@ fn now_ms() -> u64 {
 
 #[test]
 fn predicted_keys_land_in_regional_caches_and_budget_reloads() {
-    let dylib = std::env::var("ORT_DYLIB_PATH").unwrap_or_default();
-    assert!(
-        std::path::Path::new(&dylib).is_file(),
-        "ORT_DYLIB_PATH must name libonnxruntime.so (scripts/install-deps.sh installs the onnxruntime wheel and prints the path)"
-    );
+    crate::fixtures::require_onnx_runtime();
     let primary = Redis::start();
     let caches: BTreeMap<&str, Redis> = REGIONS.iter().map(|r| (*r, Redis::start())).collect();
     let mut conn = redis::Client::open(primary.url.as_str())

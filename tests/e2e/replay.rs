@@ -83,11 +83,7 @@ fn replay_matches_reference_figures_and_prefetch_beats_lru() {
 
 #[test]
 fn replay_scores_the_learned_forecaster_on_onnx_runtime() {
-    let dylib = std::env::var("ORT_DYLIB_PATH").unwrap_or_default();
-    assert!(
-        std::path::Path::new(&dylib).is_file(),
-        "ORT_DYLIB_PATH must name libonnxruntime.so (scripts/install-deps.sh installs the onnxruntime wheel and prints the path)"
-    );
+    crate::fixtures::require_onnx_runtime();
     let r = replay(&[
         "--trace",
         &trace("nasa_http_19950801/nasa_19950801.normalized.csv.gz"),
@@ -116,11 +112,7 @@ fn finite(report: &serde_json::Value, field: &str) -> f64 {
 
 #[test]
 fn replay_reports_the_balance_of_predictive_reactive_and_static_shards() {
-    let dylib = std::env::var("ORT_DYLIB_PATH").unwrap_or_default();
-    assert!(
-        std::path::Path::new(&dylib).is_file(),
-        "ORT_DYLIB_PATH must name libonnxruntime.so (scripts/install-deps.sh installs the onnxruntime wheel and prints the path)"
-    );
+    crate::fixtures::require_onnx_runtime();
     // NASA's seven busiest URLs carry 4% to 7% of the requests each, so the shards that hold two
     // of them run at twice the mean; the balance windows are the forecast's minute.
     let r = replay(&[

@@ -476,17 +476,7 @@ impl Node {
                     .invoke::<i64>(c)
             })
             .map(drop)
-            .map_err(|err| match err {
-                MigrationError::StaleFence {
-                    node, slot, seen, ..
-                } => MigrationError::StaleFence {
-                    node,
-                    slot,
-                    token,
-                    seen,
-                },
-                other => other,
-            })
+            .map_err(|err| with_token(err, token))
     }
 
     /// Starts feeding `slot`'s delta log for a copy of `range` (the whole shard or a part of it):
@@ -556,17 +546,7 @@ impl Node {
         }
         self.endpoint
             .run("splitting ownership", parent, |c| invocation.invoke(c))
-            .map_err(|err| match err {
-                MigrationError::StaleFence {
-                    node, slot, seen, ..
-                } => MigrationError::StaleFence {
-                    node,
-                    slot,
-                    token,
-                    seen,
-                },
-                other => other,
-            })
+            .map_err(|err| with_token(err, token))
     }
 
     /// Stops feeding `slot`'s delta log and deletes it.
@@ -625,6 +605,22 @@ fn to_value(reply: RawValue) -> Option<Value> {
     match reply {
         (Some(data), Some(ts), Some(ver)) => Some(Value { data, ts, ver }),
         _ => None,
+    }
+}
+
+/// A stale-fence refusal names the token that was refused: the node's reply only knows the one it
+/// had seen.
+fn with_token(err: MigrationError, token: u64) -> MigrationError {
+    match err {
+        MigrationError::StaleFence {
+            node, slot, seen, ..
+        } => MigrationError::StaleFence {
+            node,
+            slot,
+            token,
+            seen,
+        },
+        other => other,
     }
 }
 
